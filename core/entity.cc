@@ -1,0 +1,311 @@
+#include "core/entity.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "core/internal/exception_cause.h"
+#include "core/segment_sink.h"
+
+namespace xraysink::core {
+namespace {
+
+bool IsValidAnnotationKey(std::string_view key) {
+  if (key.empty() || key.size() > 500) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+}  // namespace
+
+double NowEpochSeconds() {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec / 1000) * 1e-6;
+}
+
+// ---------------------------------------------------------------------------------------- Entity
+
+Entity::Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled,
+               double start_time)
+    : segment_(segment),
+      parent_(parent),
+      id_(EntityId::Generate()),
+      name_(name),
+      start_time_(start_time != 0 ? start_time : NowEpochSeconds()),
+      sampled_(sampled) {}
+
+Entity::~Entity() = default;
+
+bool Entity::PutAnnotation(std::string_view key, AnnotationValue value) {
+  if (!Writable()) {
+    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (!IsValidAnnotationKey(key)) {
+    segment_->counters().annotations_dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  for (auto& [existing_key, existing_value] : annotations_) {
+    if (existing_key == key) {
+      existing_value = std::move(value);
+      return true;
+    }
+  }
+  annotations_.emplace_back(std::string(key), std::move(value));
+  return true;
+}
+
+bool Entity::PutMetadata(std::string_view key, JsonValue value, std::string_view ns) {
+  if (!Writable()) {
+    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (ns.empty() || ns.substr(0, 4) == "AWS.") {
+    segment_->counters().metadata_dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  for (auto& entry : metadata_) {
+    if (entry.ns == ns && entry.key == key) {
+      entry.value = std::move(value);
+      return true;
+    }
+  }
+  metadata_.push_back(MetadataEntry{std::string(ns), std::string(key), std::move(value)});
+  return true;
+}
+
+HttpData& Entity::http() {
+  if (!http_) http_ = std::make_unique<HttpData>();
+  return *http_;
+}
+
+AwsData& Entity::aws() {
+  if (!aws_) aws_ = std::make_unique<AwsData>();
+  return *aws_;
+}
+
+void Entity::ApplyStatusCode(int status) {
+  if (!Writable() || status <= 0) return;
+  if (!http().response) http().response.emplace();
+  http_->response->status = status;
+  if (status >= 500) {
+    fault_ = true;
+  } else if (status == 429) {
+    error_ = true;
+    throttle_ = true;
+  } else if (status >= 400) {
+    error_ = true;
+  }
+}
+
+void Entity::AddException(const std::exception_ptr& exception, bool remote, bool with_stack) {
+  if (!Writable() || !exception) return;
+  RecordException(
+      internal::Describe(exception, remote, with_stack ? segment_->settings().max_stack_depth : 0));
+}
+
+void Entity::AddException(const std::exception& exception, bool remote, bool with_stack) {
+  if (!Writable()) return;
+  RecordException(
+      internal::Describe(exception, remote, with_stack ? segment_->settings().max_stack_depth : 0));
+}
+
+void Entity::AddException(ExceptionData exception) {
+  if (!Writable()) return;
+  if (exception.id.empty()) exception.id = EntityId::Generate();
+  RecordException(internal::DescribedException{std::move(exception), nullptr});
+}
+
+void Entity::RecordException(internal::DescribedException described) {
+  fault_ = true;
+  if (!cause_) cause_ = std::make_unique<CauseData>();
+  const EntityId known = segment_->RememberException(described);
+  if (known != described.data.id) {
+    // Already recorded below us (it propagated up): refer to it, as the SDKs do.
+    if (cause_->exceptions.empty()) cause_->reference = known;
+    return;
+  }
+  if (!cause_->reference.empty()) *cause_ = CauseData();
+  cause_->working_directory = internal::WorkingDirectory();
+  cause_->exceptions.push_back(std::move(described.data));
+}
+
+void Entity::End(double end_time) {
+  if (end_time == 0) end_time = NowEpochSeconds();
+  if (end_time < start_time_) end_time = start_time_;
+  segment_->OnEnded(*this, end_time);
+}
+
+// ------------------------------------------------------------------------------------ Subsegment
+
+Subsegment::Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled,
+                       Namespace ns, double start_time)
+    : Entity(segment, parent, name, sampled, start_time), namespace_(ns) {}
+
+SqlData& Subsegment::sql() {
+  if (!sql_) sql_ = std::make_unique<SqlData>();
+  return *sql_;
+}
+
+Subsegment* Subsegment::BeginSubsegment(std::string_view name, Namespace ns) {
+  return segment().BeginSubsegmentUnder(*this, name, ns);
+}
+
+// --------------------------------------------------------------------------------------- Segment
+
+std::shared_ptr<Segment> Segment::Create(SegmentOptions options,
+                                         std::shared_ptr<const SegmentSettings> settings,
+                                         std::shared_ptr<EntityCounters> counters) {
+  const double start = options.start_time != 0 ? options.start_time : NowEpochSeconds();
+  return std::shared_ptr<Segment>(
+      new Segment(std::move(options), std::move(settings), std::move(counters), start));
+}
+
+Segment::Segment(SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
+                 std::shared_ptr<EntityCounters> counters, double start_time)
+    : Entity(this, nullptr, options.name, options.sampled, start_time),
+      trace_id_(options.trace_id.empty()
+                    ? TraceId::GenerateAt(static_cast<uint32_t>(start_time))
+                    : options.trace_id),
+      parent_id_(options.parent_id),
+      sampling_rule_name_(std::move(options.sampling_rule_name)),
+      propagated_header_keys_(std::move(options.propagated_header_keys)),
+      settings_(std::move(settings)),
+      counters_(counters ? std::move(counters) : std::make_shared<EntityCounters>()) {
+  if (options.sampled && !settings_->origin.empty()) origin_ = settings_->origin;
+}
+
+Segment::~Segment() = default;
+
+EntityId Segment::RememberException(const internal::DescribedException& described) {
+  if (described.identity == nullptr) return described.data.id;
+  absl::MutexLock lock(&mu_);
+  for (const KnownException& known : known_exceptions_) {
+    if (known.identity == described.identity && known.type == described.data.type &&
+        known.message == described.data.message) {
+      return known.id;
+    }
+  }
+  known_exceptions_.push_back(KnownException{described.identity, described.data.type,
+                                             described.data.message, described.data.id});
+  return described.data.id;
+}
+
+ServiceData& Segment::service() {
+  if (!service_) service_ = std::make_unique<ServiceData>();
+  return *service_;
+}
+
+Subsegment* Segment::BeginSubsegment(std::string_view name, Namespace ns) {
+  return BeginSubsegmentUnder(*this, name, ns);
+}
+
+Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name, Namespace ns) {
+  auto* child = new Subsegment(this, &parent, name, parent.sampled(), ns, 0);
+  absl::MutexLock lock(&mu_);
+  parent.children_.emplace_back(child);
+  ++open_subsegments_;
+  ++held_subsegments_;
+  // A child begun under a subtree that already went out (a child task outliving its parent)
+  // is sent on its own once it completes; otherwise its ancestors are no longer complete.
+  for (Entity* ancestor = &parent; ancestor != nullptr; ancestor = ancestor->parent_) {
+    if (ancestor->streamed_ || (ancestor == this && sent_)) {
+      child->detached_ = true;
+      break;
+    }
+  }
+  if (!child->detached_) {
+    for (Entity* ancestor = &parent; ancestor != nullptr; ancestor = ancestor->parent_) {
+      ancestor->subtree_done_ = false;
+    }
+  }
+  return child;
+}
+
+bool Segment::sent() const {
+  absl::MutexLock lock(&mu_);
+  return sent_;
+}
+
+int Segment::open_subsegments() const {
+  absl::MutexLock lock(&mu_);
+  return open_subsegments_;
+}
+
+bool Segment::UpdateDone(Entity& node) {
+  if (node.subtree_done_) return true;
+  if (!node.ended()) return false;
+  for (const auto& child : node.children_) {
+    if (!child->streamed_ && !child->detached_ && !UpdateDone(*child)) return false;
+  }
+  node.subtree_done_ = true;
+  return true;
+}
+
+void Segment::CollectStreamable(Entity& node, std::vector<DocumentRef>& out) {
+  for (const auto& child : node.children_) {
+    if (child->streamed_ || child->detached_) continue;
+    if (UpdateDone(*child)) {
+      child->streamed_ = true;
+      --held_subsegments_;
+      out.push_back(DocumentRef{shared_from_this(), child.get()});
+    } else {
+      CollectStreamable(*child, out);
+    }
+  }
+}
+
+void Segment::OnEnded(Entity& entity, double end_time) {
+  std::vector<DocumentRef> documents;
+  {
+    absl::MutexLock lock(&mu_);
+    double expected = 0;
+    if (!entity.end_time_.compare_exchange_strong(expected, end_time,
+                                                  std::memory_order_acq_rel)) {
+      return;  // already ended
+    }
+    if (&entity != this) --open_subsegments_;
+    const bool segment_complete = ended() && open_subsegments_ == 0 && !sent_;
+    if (!sampled()) {
+      if (segment_complete) sent_ = true;
+      return;
+    }
+    Entity* detached_root = nullptr;
+    for (Entity* node = &entity; node != nullptr; node = node->parent_) {
+      if (node->detached_) {
+        detached_root = node;
+        break;
+      }
+    }
+    if (detached_root != nullptr && UpdateDone(*detached_root)) {
+      detached_root->streamed_ = true;
+      documents.push_back(DocumentRef{shared_from_this(), static_cast<Subsegment*>(detached_root)});
+    }
+    if (segment_complete) {
+      sent_ = true;
+      documents.push_back(DocumentRef{shared_from_this(), nullptr});
+    } else if (&entity != this && !sent_ &&
+               held_subsegments_ > settings_->streaming_threshold) {
+      CollectStreamable(*this, documents);
+    }
+  }
+  Send(documents);
+}
+
+void Segment::Send(std::vector<DocumentRef>& documents) {
+  for (auto& document : documents) {
+    const bool whole = document.subtree == nullptr;
+    SegmentSink* sink = settings_->sink.get();
+    if (sink == nullptr || !sink->Accept(std::move(document))) {
+      counters_->documents_not_accepted.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    (whole ? counters_->segments_sent : counters_->subtrees_streamed)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace xraysink::core

@@ -1,0 +1,143 @@
+#include "core/ids.h"
+
+#include <sys/random.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace xraysink::core {
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+inline uint64_t RotateLeft(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// xoshiro256**: fast, good statistical quality, one instance per thread.
+class Xoshiro256 {
+ public:
+  Xoshiro256() {
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != static_cast<ssize_t>(sizeof(seed))) {
+      seed = static_cast<uint64_t>(
+                 std::chrono::high_resolution_clock::now().time_since_epoch().count()) ^
+             std::hash<std::thread::id>()(std::this_thread::get_id()) ^
+             reinterpret_cast<uintptr_t>(this);
+    }
+    for (uint64_t& word : state_) word = SplitMix64(seed);
+  }
+
+  uint64_t Next() {
+    const uint64_t result = RotateLeft(state_[1] * 5, 7) * 9;
+    const uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = RotateLeft(state_[3], 45);
+    return result;
+  }
+
+ private:
+  uint64_t state_[4];
+};
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void WriteHex(uint64_t value, int digits, char* out) {
+  for (int i = digits - 1; i >= 0; --i) {
+    out[i] = kHexDigits[value & 0xf];
+    value >>= 4;
+  }
+}
+
+}  // namespace
+
+namespace internal {
+uint64_t RandomU64() {
+  thread_local Xoshiro256 generator;
+  return generator.Next();
+}
+}  // namespace internal
+
+EntityId EntityId::Generate() {
+  uint64_t value;
+  do {
+    value = internal::RandomU64();
+  } while (value == 0);
+  return EntityId(value);
+}
+
+std::optional<EntityId> EntityId::Parse(std::string_view text) {
+  if (text.size() != kLength) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    const int digit = HexValue(c);
+    if (digit < 0) return std::nullopt;
+    value = (value << 4) | static_cast<uint64_t>(digit);
+  }
+  return EntityId(value);
+}
+
+void EntityId::WriteTo(char* out) const { WriteHex(value_, kLength, out); }
+
+std::string EntityId::ToString() const {
+  std::string text(kLength, '0');
+  WriteTo(text.data());
+  return text;
+}
+
+TraceId TraceId::Generate() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return GenerateAt(
+      static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count()));
+}
+
+TraceId TraceId::GenerateAt(uint32_t epoch_seconds) {
+  TraceId id;
+  id.text_[0] = '1';
+  id.text_[1] = '-';
+  WriteHex(epoch_seconds, 8, id.text_ + 2);
+  id.text_[10] = '-';
+  WriteHex(internal::RandomU64(), 16, id.text_ + 11);
+  WriteHex(internal::RandomU64(), 8, id.text_ + 27);
+  return id;
+}
+
+std::optional<TraceId> TraceId::Parse(std::string_view text) {
+  if (text.size() != kLength || text[0] != '1' || text[1] != '-' || text[10] != '-') {
+    return std::nullopt;
+  }
+  TraceId id;
+  std::memcpy(id.text_, text.data(), kLength);
+  for (int i = 2; i < kLength; ++i) {
+    if (i == 10) continue;
+    const int digit = HexValue(text[i]);
+    if (digit < 0) return std::nullopt;
+    id.text_[i] = kHexDigits[digit];
+  }
+  return id;
+}
+
+uint32_t TraceId::epoch_seconds() const {
+  if (empty()) return 0;
+  uint32_t value = 0;
+  for (int i = 2; i < 10; ++i) value = (value << 4) | static_cast<uint32_t>(HexValue(text_[i]));
+  return value;
+}
+
+}  // namespace xraysink::core
