@@ -182,7 +182,7 @@ Segment::~Segment() = default;
 
 EntityId Segment::RememberException(const internal::DescribedException& described) {
   if (described.identity == nullptr) return described.data.id;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const KnownException& known : known_exceptions_) {
     if (known.identity == described.identity && known.type == described.data.type &&
         known.message == described.data.message) {
@@ -205,7 +205,7 @@ Subsegment* Segment::BeginSubsegment(std::string_view name, Namespace ns) {
 
 Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name, Namespace ns) {
   auto* child = new Subsegment(this, &parent, name, parent.sampled(), ns, 0);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   parent.children_.emplace_back(child);
   ++open_subsegments_;
   ++held_subsegments_;
@@ -226,12 +226,12 @@ Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name,
 }
 
 bool Segment::sent() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return sent_;
 }
 
 int Segment::open_subsegments() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return open_subsegments_;
 }
 
@@ -260,8 +260,9 @@ void Segment::CollectStreamable(Entity& node, std::vector<DocumentRef>& out) {
 
 void Segment::OnEnded(Entity& entity, double end_time) {
   std::vector<DocumentRef> documents;
+  std::shared_ptr<Segment> release_self;  // dropped outside the lock
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     double expected = 0;
     if (!entity.end_time_.compare_exchange_strong(expected, end_time,
                                                   std::memory_order_acq_rel)) {
@@ -269,6 +270,13 @@ void Segment::OnEnded(Entity& entity, double end_time) {
     }
     if (&entity != this) --open_subsegments_;
     const bool segment_complete = ended() && open_subsegments_ == 0 && !sent_;
+    if (segment_complete) {
+      release_self = std::move(self_);
+    } else if (&entity == this) {
+      // Ended with subsegments still open: stay alive until the last one ends and we are sent,
+      // even if no flow holds us any more.
+      self_ = shared_from_this();
+    }
     if (!sampled()) {
       if (segment_complete) sent_ = true;
       return;

@@ -13,8 +13,9 @@
 #include <variant>
 #include <vector>
 
+#include <mutex>
+
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "core/ids.h"
 #include "core/json_value.h"
 
@@ -209,6 +210,8 @@ class Entity {
   };
   const std::vector<MetadataEntry>& metadata() const { return metadata_; }
   // Children in begin order; only valid under the segment lock or once the tree has ended.
+  // Subsegment pointers stay valid while the segment lives: while a flow or handle holds it,
+  // and (once it ended) until its last subsegment ended and it was sent.
   const std::vector<std::unique_ptr<Subsegment>>& children() const { return children_; }
   // True once this subtree went out as a document of its own: not part of its parent's.
   bool streamed() const { return streamed_; }
@@ -349,7 +352,7 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   // Runs `fn` with the tree locked so it can be read consistently (serialization).
   template <typename Fn>
   void WithTreeLocked(Fn&& fn) const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     fn();
   }
 
@@ -384,10 +387,12 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   std::string user_, origin_, resource_arn_;
   std::unique_ptr<ServiceData> service_;
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;  // std, not absl: TSan sees through it
   int open_subsegments_ ABSL_GUARDED_BY(mu_) = 0;
   int held_subsegments_ ABSL_GUARDED_BY(mu_) = 0;  // begun and not yet streamed
   bool sent_ ABSL_GUARDED_BY(mu_) = false;
+  // Set while the segment has ended and waits for open subsegments.
+  std::shared_ptr<Segment> self_ ABSL_GUARDED_BY(mu_);
   std::vector<KnownException> known_exceptions_ ABSL_GUARDED_BY(mu_);
 };
 

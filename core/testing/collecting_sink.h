@@ -4,7 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include <mutex>
+
 #include "core/segment_sink.h"
 #include "core/serialization.h"
 
@@ -15,29 +16,29 @@ class CollectingSink : public SegmentSink {
  public:
   bool Accept(DocumentRef document) override {
     std::string json = SerializeDocument(document);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     documents_.push_back(std::move(json));
     return accept_;
   }
 
   std::vector<std::string> documents() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return documents_;
   }
   size_t size() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return documents_.size();
   }
   // Makes Accept report a refusal (as a full queue would).
   void set_accept(bool accept) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     accept_ = accept;
   }
 
  private:
-  mutable absl::Mutex mu_;
-  std::vector<std::string> documents_ ABSL_GUARDED_BY(mu_);
-  bool accept_ ABSL_GUARDED_BY(mu_) = true;
+  mutable std::mutex mu_;
+  std::vector<std::string> documents_;
+  bool accept_ = true;
 };
 
 }  // namespace xraysink::core::testing

@@ -1,0 +1,35 @@
+#ifndef XRAYSINK_CORE_DAEMON_ADDRESS_H_
+#define XRAYSINK_CORE_DAEMON_ADDRESS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace xraysink::core {
+
+// A host (name or IPv4 address, resolved by its user) and port.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const { return host + ":" + std::to_string(port); }
+};
+
+// Where the X-Ray daemon listens: UDP for segments, TCP for the sampling API (spec 4.2).
+struct DaemonAddress {
+  Endpoint udp;
+  Endpoint tcp;
+
+  // `host:port` (both), or `tcp:host:port udp:host:port` in either order.
+  static absl::StatusOr<DaemonAddress> Parse(std::string_view value);
+  // 127.0.0.1:2000 for both.
+  static DaemonAddress Default();
+  // AWS_XRAY_DAEMON_ADDRESS when set (a bad value is an error), else `configured` when not
+  // empty, else the default.
+  static absl::StatusOr<DaemonAddress> FromEnvironment(std::string_view configured = "");
+};
+
+}  // namespace xraysink::core
+
+#endif  // XRAYSINK_CORE_DAEMON_ADDRESS_H_

@@ -1,0 +1,60 @@
+#include "core/default_sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace xraysink::core {
+namespace {
+
+TEST(DefaultSamplerTest, ReservoirThenNothingAtRateZero) {
+  int64_t now = 1000;
+  DefaultSampler sampler(2, 0.0, [&] { return now; });
+  // Spec 8.3: fixed_target 2, rate 0 -> T, T, F, F, F within one second.
+  EXPECT_TRUE(sampler.ShouldTrace({}).sampled);
+  EXPECT_TRUE(sampler.ShouldTrace({}).sampled);
+  EXPECT_FALSE(sampler.ShouldTrace({}).sampled);
+  EXPECT_FALSE(sampler.ShouldTrace({}).sampled);
+  EXPECT_FALSE(sampler.ShouldTrace({}).sampled);
+  now = 1001;  // a new second refills the reservoir
+  EXPECT_TRUE(sampler.ShouldTrace({}).sampled);
+}
+
+TEST(DefaultSamplerTest, RateAfterReservoir) {
+  int64_t now = 5;
+  DefaultSampler sampler(1, 0.05, [&] { return now; });
+  EXPECT_TRUE(sampler.ShouldTrace({}).sampled);
+  int sampled = 0;
+  for (int i = 0; i < 100000; ++i) sampled += sampler.ShouldTrace({}).sampled;
+  EXPECT_NEAR(sampled / 100000.0, 0.05, 0.005);
+  DefaultSampler all(0, 1.0, [&] { return now; });
+  DefaultSampler none(0, 0.0, [&] { return now; });
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_TRUE(all.ShouldTrace({}).sampled);
+    EXPECT_FALSE(none.ShouldTrace({}).sampled);
+  }
+}
+
+TEST(DefaultSamplerTest, ConcurrentCallersNeverExceedTheReservoir) {
+  const int64_t now = 42;
+  DefaultSampler sampler(10, 0.0, [&] { return now; });
+  std::atomic<int> sampled{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) sampled += sampler.ShouldTrace({}).sampled;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(sampled.load(), 10);
+}
+
+TEST(DefaultSamplerTest, RealClockSamplesTheFirstRequest) {
+  DefaultSampler sampler;
+  EXPECT_TRUE(sampler.ShouldTrace({}).sampled);
+}
+
+}  // namespace
+}  // namespace xraysink::core

@@ -1,0 +1,343 @@
+#include "core/recorder.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/testing/collecting_sink.h"
+#include "core/testing/schema_validator.h"
+#include "rapidjson/document.h"
+
+namespace xraysink::core {
+namespace {
+
+using testing::CollectingSink;
+
+struct Fixture {
+  std::shared_ptr<CollectingSink> sink = std::make_shared<CollectingSink>();
+  std::shared_ptr<Recorder> recorder;
+
+  explicit Fixture(RecorderOptions options = {}) {
+    options.sink = sink;
+    options.read_environment = false;
+    if (!options.sampler) options.sampler = AlwaysSample();
+    if (options.service_name.empty()) options.service_name = "svc";
+    recorder = *Recorder::Create(std::move(options));
+  }
+
+  static std::shared_ptr<Sampler> AlwaysSample() {
+    struct Always : Sampler {
+      SamplingDecision ShouldTrace(const SamplingRequest&) override { return {true, ""}; }
+    };
+    return std::make_shared<Always>();
+  }
+
+  // Every document sent so far, parsed and schema-checked.
+  std::vector<rapidjson::Document> Documents() const {
+    std::vector<rapidjson::Document> out;
+    for (const std::string& json : sink->documents()) {
+      const absl::Status valid = testing::ValidateSegmentDocument(json);
+      EXPECT_TRUE(valid.ok()) << valid.message();
+      out.emplace_back().Parse(json.c_str());
+    }
+    return out;
+  }
+};
+
+// Restores the flow's context whatever a test left in it.
+class RecorderTest : public ::testing::Test {
+ protected:
+  void TearDown() override { CurrentContext().Reset(); }
+};
+
+TEST_F(RecorderTest, SegmentWithNestedSubsegmentsIsSentOnceAtTheEnd) {
+  Fixture f;
+  Segment* segment = f.recorder->BeginSegment("orders");
+  ASSERT_NE(segment, nullptr);
+  EXPECT_EQ(f.recorder->CurrentEntity(), segment);
+  Subsegment* outer = f.recorder->BeginSubsegment("outer");
+  EXPECT_EQ(f.recorder->CurrentEntity(), outer);
+  Subsegment* inner = f.recorder->BeginSubsegment("inner", Namespace::kRemote);
+  EXPECT_EQ(inner->parent(), outer);
+  EXPECT_TRUE(f.recorder->PutAnnotation("k", 1));
+  f.recorder->EndSubsegment();
+  EXPECT_EQ(f.recorder->CurrentEntity(), outer);
+  f.recorder->EndSubsegment();
+  EXPECT_EQ(f.sink->size(), 0u);
+  f.recorder->EndSegment();
+  EXPECT_EQ(CurrentContext().current(), nullptr);
+
+  auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_STREQ(docs[0]["name"].GetString(), "orders");
+  EXPECT_STREQ(docs[0]["subsegments"][0]["name"].GetString(), "outer");
+  const auto& inner_json = docs[0]["subsegments"][0]["subsegments"][0];
+  EXPECT_STREQ(inner_json["name"].GetString(), "inner");
+  EXPECT_EQ(inner_json["annotations"]["k"].GetInt(), 1);
+  EXPECT_EQ(f.recorder->stats().segments_sent, 1u);
+}
+
+TEST_F(RecorderTest, SegmentNameFallsBackToServiceName) {
+  Fixture f;
+  f.recorder->BeginSegment();
+  f.recorder->EndSegment();
+  EXPECT_STREQ(f.Documents()[0]["name"].GetString(), "svc");
+}
+
+TEST_F(RecorderTest, SubsegmentOutlivingItsSegmentHoldsTheSendBack) {
+  Fixture f;
+  Segment* segment = f.recorder->BeginSegment("s");
+  Subsegment* late = f.recorder->BeginSubsegment("late");
+  f.recorder->EndSegment();  // the flow is done; `late` is still open elsewhere
+  EXPECT_EQ(f.sink->size(), 0u);
+  EXPECT_EQ(segment->open_subsegments(), 1);
+  late->End();
+  auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_STREQ(docs[0]["subsegments"][0]["name"].GetString(), "late");
+  EXPECT_FALSE(docs[0]["subsegments"][0].HasMember("in_progress"));
+}
+
+TEST_F(RecorderTest, StreamsCompletedChildrenOfOpenSubsegment) {
+  // Spec 4.4: threshold 2, nested a{b,c}: b and c go out while a is open.
+  RecorderOptions options;
+  options.streaming_threshold = 2;
+  Fixture f(options);
+  Segment* segment = f.recorder->BeginSegment("s");
+  Subsegment* a = f.recorder->BeginSubsegment("a");
+  f.recorder->BeginSubsegment("b");
+  f.recorder->EndSubsegment();
+  f.recorder->BeginSubsegment("c");
+  f.recorder->EndSubsegment();
+  ASSERT_EQ(f.sink->size(), 2u);
+  for (const auto& doc : f.Documents()) {
+    EXPECT_STREQ(doc["type"].GetString(), "subsegment");
+    EXPECT_EQ(std::string(doc["parent_id"].GetString()), a->id().ToString());
+    EXPECT_EQ(std::string(doc["trace_id"].GetString()), segment->trace_id().ToString());
+  }
+  f.recorder->EndSubsegment();
+  f.recorder->EndSegment();
+  auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 3u);
+  const auto& a_json = docs[2]["subsegments"][0];
+  EXPECT_STREQ(a_json["name"].GetString(), "a");
+  EXPECT_FALSE(a_json.HasMember("subsegments"));  // b and c were sent already
+}
+
+TEST_F(RecorderTest, FortySequentialSubsegmentsWithDefaultThreshold) {
+  Fixture f;
+  f.recorder->BeginSegment("s");
+  for (int i = 0; i < 40; ++i) {
+    f.recorder->BeginSubsegment("sub");
+    f.recorder->EndSubsegment();
+  }
+  f.recorder->EndSegment();
+  auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 32u);  // as aws-xray-sdk-core: 31 streamed + the segment with 9
+  EXPECT_EQ(docs.back()["subsegments"].Size(), 9u);
+  EXPECT_EQ(f.recorder->stats().subtrees_streamed, 31u);
+}
+
+TEST_F(RecorderTest, ChildBegunUnderStreamedParentStillArrivesUnderIt) {
+  RecorderOptions options;
+  options.streaming_threshold = 0;
+  Fixture f(options);
+  Segment* segment = f.recorder->BeginSegment("s");
+  Subsegment* parent = f.recorder->BeginSubsegment("parent");
+  TraceContext child_context = CurrentContext();  // a child task's copy
+  f.recorder->EndSubsegment();                     // parent ends and is streamed
+  ASSERT_EQ(f.sink->size(), 1u);
+  {
+    ScopedContext scope(child_context);
+    EXPECT_EQ(f.recorder->CurrentEntity(), parent);
+    f.recorder->BeginSubsegment("child");
+    f.recorder->EndSubsegment();
+  }
+  f.recorder->EndSegment();
+  auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 3u);
+  EXPECT_FALSE(docs[0].HasMember("subsegments"));
+  EXPECT_STREQ(docs[1]["name"].GetString(), "child");
+  EXPECT_EQ(std::string(docs[1]["parent_id"].GetString()), parent->id().ToString());
+  EXPECT_EQ(std::string(docs[2]["id"].GetString()), segment->id().ToString());
+}
+
+TEST_F(RecorderTest, ChildContextIsIsolatedFromParent) {
+  Fixture f;
+  Segment* segment = f.recorder->BeginSegment("s");
+  TraceContext child = CurrentContext();
+  Subsegment* child_sub;
+  {
+    ScopedContext scope(child);
+    child_sub = f.recorder->BeginSubsegment("child");
+    EXPECT_EQ(f.recorder->CurrentEntity(), child_sub);
+  }
+  EXPECT_EQ(f.recorder->CurrentEntity(), segment);  // the parent never sees the child's entity
+  Subsegment* parent_sub = f.recorder->BeginSubsegment("parent");
+  EXPECT_EQ(parent_sub->parent(), segment);         // sibling, not nested under child's
+  {
+    ScopedContext scope(child);
+    EXPECT_EQ(f.recorder->CurrentEntity(), child_sub);
+    f.recorder->EndSubsegment();
+  }
+  EXPECT_EQ(f.recorder->CurrentEntity(), parent_sub);
+  f.recorder->EndSubsegment();
+  f.recorder->EndSegment();
+  auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0]["subsegments"].Size(), 2u);
+}
+
+TEST_F(RecorderTest, ConcurrentFlowsUnderOneSegment) {
+  Fixture f;
+  f.recorder->BeginSegment("s");
+  TraceContext parent = CurrentContext();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      TraceContext mine = parent;
+      ScopedContext scope(mine);
+      for (int i = 0; i < 200; ++i) {
+        Subsegment* sub = f.recorder->BeginSubsegment("t" + std::to_string(t));
+        sub->PutAnnotation("i", i);
+        f.recorder->BeginSubsegment("inner");
+        f.recorder->EndSubsegment();
+        f.recorder->EndSubsegment();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  f.recorder->EndSegment();
+  // Every subsegment arrives exactly once, streamed or embedded, with its inner child.
+  std::multiset<std::string> names;
+  size_t inner = 0;
+  for (const auto& doc : f.Documents()) {
+    const auto count = [&](const rapidjson::Value& entity, auto&& self) -> void {
+      names.insert(entity["name"].GetString());
+      if (entity.HasMember("subsegments")) {
+        for (const auto& child : entity["subsegments"].GetArray()) self(child, self);
+      }
+    };
+    count(doc, count);
+  }
+  for (const auto& name : names) inner += name == "inner";
+  EXPECT_EQ(inner, 1600u);
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(names.count("t" + std::to_string(t)), 200u);
+}
+
+TEST_F(RecorderTest, UnsampledTraceSendsNothingButKeepsIds) {
+  Fixture f;
+  BeginSegmentOptions options;
+  options.trace_id = *TraceId::Parse("1-5759e988-bd862e3fe1be46a994272793");
+  options.parent_id = EntityId(0x53995c3f42cd8ad8);
+  options.sampling = SamplingDecision{false, ""};
+  Segment* segment = f.recorder->BeginSegment("s", options);
+  ASSERT_NE(segment, nullptr);
+  EXPECT_FALSE(segment->sampled());
+  EXPECT_EQ(segment->trace_id().view(), "1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_EQ(segment->parent_id(), EntityId(0x53995c3f42cd8ad8));
+  Subsegment* sub = f.recorder->BeginSubsegment("sub");
+  ASSERT_NE(sub, nullptr);
+  EXPECT_FALSE(sub->sampled());
+  EXPECT_FALSE(sub->PutAnnotation("k", 1));
+  f.recorder->EndSubsegment();
+  f.recorder->EndSegment();
+  EXPECT_EQ(f.sink->size(), 0u);
+  EXPECT_EQ(f.recorder->stats().segments_unsampled, 1u);
+}
+
+TEST_F(RecorderTest, SamplerDecidesWhenNoDecisionIsGiven) {
+  struct Never : Sampler {
+    SamplingDecision ShouldTrace(const SamplingRequest& request) override {
+      seen_service = std::string(request.service);
+      return {false, ""};
+    }
+    std::string seen_service;
+  };
+  auto never = std::make_shared<Never>();
+  RecorderOptions options;
+  options.sampler = never;
+  Fixture f(options);
+  EXPECT_FALSE(f.recorder->BeginSegment("jobs")->sampled());
+  EXPECT_EQ(never->seen_service, "jobs");
+  f.recorder->EndSegment();
+  EXPECT_EQ(f.sink->size(), 0u);
+}
+
+TEST_F(RecorderTest, DisabledRecorderIsANoOp) {
+  RecorderOptions options;
+  options.enabled = false;
+  Fixture f(options);
+  EXPECT_EQ(f.recorder->BeginSegment("s"), nullptr);
+  EXPECT_EQ(f.recorder->BeginSubsegment("x"), nullptr);
+  EXPECT_FALSE(f.recorder->PutAnnotation("k", 1));
+  f.recorder->EndSubsegment();
+  f.recorder->EndSegment();
+  EXPECT_EQ(f.sink->size(), 0u);
+  EXPECT_EQ(f.recorder->stats().context_missing, 0u);
+}
+
+TEST_F(RecorderTest, ContextMissingStrategies) {
+  {
+    RecorderOptions options;
+    options.context_missing = ContextMissing::kLogError;
+    Fixture f(options);
+    EXPECT_EQ(f.recorder->BeginSubsegment("x"), nullptr);
+    f.recorder->EndSubsegment();
+    EXPECT_EQ(f.recorder->stats().context_missing, 2u);
+  }
+  {
+    RecorderOptions options;
+    options.context_missing = ContextMissing::kIgnoreError;
+    Fixture f(options);
+    EXPECT_EQ(f.recorder->BeginSubsegment("x"), nullptr);
+    EXPECT_EQ(f.recorder->stats().context_missing, 1u);
+  }
+  {
+    RecorderOptions options;
+    options.context_missing = ContextMissing::kRuntimeError;
+    Fixture f(options);
+    EXPECT_THROW(f.recorder->BeginSubsegment("x"), ContextMissingError);
+  }
+}
+
+TEST_F(RecorderTest, EnvironmentWinsOverOptions) {
+  setenv("AWS_XRAY_SDK_ENABLED", "false", 1);
+  RecorderOptions options;
+  EXPECT_FALSE((*Recorder::Create(options))->enabled());
+  unsetenv("AWS_XRAY_SDK_ENABLED");
+
+  setenv("AWS_XRAY_TRACING_NAME", "from-env", 1);
+  setenv("AWS_XRAY_CONTEXT_MISSING", "IGNORE_ERROR", 1);
+  options.service_name = "from-code";
+  auto recorder = *Recorder::Create(options);
+  EXPECT_EQ(recorder->service_name(), "from-env");
+  EXPECT_EQ(recorder->context_missing(), ContextMissing::kIgnoreError);
+  unsetenv("AWS_XRAY_TRACING_NAME");
+  unsetenv("AWS_XRAY_CONTEXT_MISSING");
+}
+
+TEST_F(RecorderTest, RefusedDocumentsAreCounted) {
+  Fixture f;
+  f.sink->set_accept(false);
+  f.recorder->BeginSegment("s");
+  f.recorder->EndSegment();
+  EXPECT_EQ(f.recorder->stats().documents_not_accepted, 1u);
+  EXPECT_EQ(f.recorder->stats().segments_sent, 0u);
+}
+
+TEST_F(RecorderTest, GlobalRecorderStartsDisabled) {
+  EXPECT_FALSE(GlobalRecorder().enabled());
+  Fixture f;
+  SetGlobalRecorder(f.recorder);
+  EXPECT_EQ(&GlobalRecorder(), f.recorder.get());
+  SetGlobalRecorder(nullptr);
+  EXPECT_FALSE(GlobalRecorder().enabled());
+}
+
+}  // namespace
+}  // namespace xraysink::core
