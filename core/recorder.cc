@@ -110,8 +110,7 @@ void Recorder::EndSubsegment(double end_time) {
     Log(LogLevel::kWarning, "end subsegment: the current entity is a segment; nothing ended");
     return;
   }
-  // The context holds the segment alive while the subsegment ends.
-  std::shared_ptr<Segment> segment = context.segment_ptr();
+  // The context still holds the segment while the subsegment ends.
   context.Pop(current);
   current->End(end_time);
 }

@@ -1,0 +1,91 @@
+// Micro-benchmarks of the hot paths: bazel run -c opt //tools/bench:core_benchmark
+#include <benchmark/benchmark.h>
+
+#include <climits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/entity.h"
+#include "core/recorder.h"
+#include "core/serialization.h"
+
+namespace xraysink::core {
+namespace {
+
+std::shared_ptr<Sampler> AlwaysSample() {
+  struct Always : Sampler {
+    SamplingDecision ShouldTrace(const SamplingRequest&) override { return {true, ""}; }
+  };
+  return std::make_shared<Always>();
+}
+
+std::shared_ptr<Recorder> BenchRecorder(std::shared_ptr<SegmentSink> sink, int threshold) {
+  RecorderOptions options;
+  options.service_name = "bench";
+  options.read_environment = false;
+  options.sampler = AlwaysSample();
+  options.sink = std::move(sink);
+  options.streaming_threshold = threshold;
+  return *Recorder::Create(std::move(options));
+}
+
+// Begin + end of one subsegment on the current flow, nothing emitted. The segment is renewed
+// every 1000 subsegments so the tree stays small (its cost is amortized in).
+void BM_SubsegmentBeginEnd(benchmark::State& state) {
+  auto recorder = BenchRecorder(nullptr, INT_MAX);
+  recorder->BeginSegment("bench");
+  int n = 0;
+  for (auto _ : state) {
+    recorder->BeginSubsegment("sub");
+    recorder->EndSubsegment();
+    if (++n == 1000) {
+      n = 0;
+      recorder->EndSegment();
+      recorder->BeginSegment("bench");
+    }
+  }
+  recorder->EndSegment();
+}
+BENCHMARK(BM_SubsegmentBeginEnd);
+
+// The emit_load workload's segment: http fields, 1 annotation + 1 metadata, K subsegments each
+// with 1 numeric annotation and 1 metadata object.
+std::shared_ptr<Segment> WorkloadSegment(Recorder& recorder, int subsegments, int i) {
+  auto segment = recorder.CreateSegment("bench-service", {});
+  auto& request = segment->http().request.emplace();
+  request.method = "GET";
+  request.url = "http://bench.local/items/" + std::to_string(i);
+  request.client_ip = "127.0.0.1";
+  request.user_agent = "bench-agent/1.0";
+  segment->PutAnnotation("request_no", i);
+  segment->PutMetadata("debug", JsonValue::Object({{"i", i}, {"tag", "bench"}}));
+  for (int k = 0; k < subsegments; ++k) {
+    Subsegment* sub = segment->BeginSubsegment("sub-" + std::to_string(k));
+    sub->PutAnnotation("k", k);
+    sub->PutMetadata("payload", JsonValue::Object({{"k", k}, {"note", "bench"}}));
+    sub->End();
+  }
+  segment->ApplyStatusCode(200);
+  segment->http().response->content_length = 1234;
+  segment->End();
+  return segment;
+}
+
+void BM_SerializeSegmentWith10Subsegments(benchmark::State& state) {
+  auto recorder = BenchRecorder(nullptr, INT_MAX);
+  auto segment = WorkloadSegment(*recorder, 10, 7);
+  std::vector<std::string> datagrams;
+  SerializationStats stats;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    datagrams.clear();
+    SerializeDatagrams(DocumentRef{segment, nullptr}, kMaxDatagramBytes, datagrams, stats);
+    bytes = datagrams[0].size();
+  }
+  state.counters["datagram_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_SerializeSegmentWith10Subsegments);
+
+}  // namespace
+}  // namespace xraysink::core
