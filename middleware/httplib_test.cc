@@ -1,0 +1,311 @@
+// End to end on 127.0.0.1: real cpp-httplib servers and clients, traced with the middleware.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/recorder.h"
+#include "core/testing/collecting_sink.h"
+#include "core/testing/schema_validator.h"
+#include "middleware/httplib_client.h"
+#include "middleware/httplib_server.h"
+#include "rapidjson/document.h"
+
+namespace xraysink::middleware {
+namespace {
+
+constexpr char kT[] = "1-5759e988-bd862e3fe1be46a994272793";
+constexpr char kP[] = "53995c3f42cd8ad8";
+
+struct AlwaysSample : core::Sampler {
+  core::SamplingDecision ShouldTrace(const core::SamplingRequest&) override { return {true, ""}; }
+};
+
+// A traced httplib server on 127.0.0.1, port picked by the kernel.
+class TracedServer {
+ public:
+  TracedServer(std::shared_ptr<core::Recorder> recorder, std::string name) {
+    InstallTracing(server_, std::make_shared<RequestTracer>(recorder, SegmentNaming::Fixed(name)));
+    port_ = server_.bind_to_any_port("127.0.0.1");
+  }
+  ~TracedServer() {
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  httplib::Server& server() { return server_; }
+  void Start() {
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_TRUE(server_.is_running());
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+class HttplibMiddlewareTest : public ::testing::Test {
+ protected:
+  HttplibMiddlewareTest() {
+    core::RecorderOptions options;
+    options.service_name = "svc";
+    options.read_environment = false;
+    options.sampler = std::make_shared<AlwaysSample>();
+    options.sink = sink_;
+    recorder_ = *core::Recorder::Create(std::move(options));
+  }
+
+  // Documents sent so far, schema-checked, by segment name.
+  std::multimap<std::string, rapidjson::Document> Segments() {
+    std::multimap<std::string, rapidjson::Document> out;
+    for (const std::string& json : sink_->documents()) {
+      const absl::Status valid = core::testing::ValidateSegmentDocument(json);
+      EXPECT_TRUE(valid.ok()) << valid.message();
+      rapidjson::Document document;
+      document.Parse(json.c_str());
+      out.emplace(document["name"].GetString(), std::move(document));
+    }
+    return out;
+  }
+
+  std::shared_ptr<core::testing::CollectingSink> sink_ =
+      std::make_shared<core::testing::CollectingSink>();
+  std::shared_ptr<core::Recorder> recorder_;
+};
+
+TEST_F(HttplibMiddlewareTest, TwoChainedServicesMakeOneTrace) {
+  TracedServer backend(recorder_, "backend");
+  backend.server().Get("/hello", [&](const httplib::Request&, httplib::Response& response) {
+    recorder_->BeginSubsegment("compute");
+    recorder_->EndSubsegment();
+    response.set_content("hello", "text/plain");
+  });
+  backend.Start();
+  TracedServer frontend(recorder_, "frontend");
+  frontend.server().Get("/downstream", [&](const httplib::Request&, httplib::Response& response) {
+    TracedClient client(backend.url(), recorder_.get());
+    httplib::Result result = client.Get("/hello");
+    response.status = result ? result->status : 502;
+  });
+  frontend.Start();
+
+  httplib::Client client(frontend.url());
+  httplib::Result result = client.Get("/downstream", {{"User-Agent", "test-agent"}});
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  const std::string response_header = result->get_header_value("X-Amzn-Trace-Id");
+  ASSERT_EQ(response_header.rfind("Root=1-", 0), 0u) << response_header;
+
+  auto segments = Segments();
+  ASSERT_EQ(segments.size(), 2u);
+  const auto& front = segments.find("frontend")->second;
+  const auto& back = segments.find("backend")->second;
+  EXPECT_EQ(response_header, std::string("Root=") + front["trace_id"].GetString());
+  EXPECT_STREQ(front["trace_id"].GetString(), back["trace_id"].GetString());
+  EXPECT_FALSE(front.HasMember("parent_id"));
+  const auto& call = front["subsegments"][0];
+  EXPECT_STREQ(call["name"].GetString(), "127.0.0.1");
+  EXPECT_STREQ(call["namespace"].GetString(), "remote");
+  EXPECT_EQ(call["http"]["response"]["status"].GetInt(), 200);
+  EXPECT_EQ(std::string(call["http"]["request"]["url"].GetString()), backend.url() + "/hello");
+  EXPECT_STREQ(back["parent_id"].GetString(), call["id"].GetString());
+  EXPECT_STREQ(back["subsegments"][0]["name"].GetString(), "compute");
+  EXPECT_STREQ(front["http"]["request"]["method"].GetString(), "GET");
+  EXPECT_STREQ(front["http"]["request"]["user_agent"].GetString(), "test-agent");
+  EXPECT_STREQ(front["http"]["request"]["client_ip"].GetString(), "127.0.0.1");
+  EXPECT_EQ(std::string(front["http"]["request"]["url"].GetString()),
+            "http://127.0.0.1:" + std::to_string(frontend.port()) + "/downstream");
+  EXPECT_EQ(back["http"]["response"]["content_length"].GetInt(), 5);
+}
+
+TEST_F(HttplibMiddlewareTest, TraceHeaderForms) {
+  TracedServer server(recorder_, "svc");
+  server.server().Get("/hello", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("hi", "text/plain");
+  });
+  server.Start();
+  httplib::Client client(server.url());
+  const auto get = [&](const std::string& header) {
+    httplib::Result result = client.Get("/hello", {{"X-Amzn-Trace-Id", header}});
+    EXPECT_TRUE(result);
+    return result ? result->get_header_value("X-Amzn-Trace-Id") : std::string();
+  };
+
+  // Root + Parent + Sampled=1: continue the caller's trace under its parent.
+  EXPECT_EQ(get(std::string("Root=") + kT + ";Parent=" + kP + ";Sampled=1"),
+            std::string("Root=") + kT);
+  auto segments = Segments();
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_STREQ(segments.begin()->second["trace_id"].GetString(), kT);
+  EXPECT_STREQ(segments.begin()->second["parent_id"].GetString(), kP);
+
+  // Sampled=0: nothing sent, the caller's Root kept.
+  EXPECT_EQ(get(std::string("Root=") + kT + ";Parent=" + kP + ";Sampled=0"),
+            std::string("Root=") + kT);
+  EXPECT_EQ(sink_->size(), 1u);
+
+  // Sampled=?: the answer says what we decided.
+  EXPECT_EQ(get(std::string("Root=") + kT + ";Sampled=?;k1=v1"),
+            std::string("Root=") + kT + ";Sampled=1");
+  EXPECT_EQ(sink_->size(), 2u);
+
+  // Malformed: a new trace; nothing of the request echoed.
+  const std::string answer = get("Root=evil;<script>");
+  EXPECT_EQ(answer.find("evil"), std::string::npos);
+  EXPECT_EQ(answer.size(), std::string("Root=").size() + 35);
+  EXPECT_EQ(sink_->size(), 3u);
+
+  // Lowercase keys and spaces are accepted (Node rules).
+  EXPECT_EQ(get(std::string("root=") + kT + "; parent=" + kP + "; sampled=1"),
+            std::string("Root=") + kT);
+}
+
+TEST_F(HttplibMiddlewareTest, StatusesAndExceptions) {
+  TracedServer server(recorder_, "svc");
+  server.server().Get("/fail", [](const httplib::Request&, httplib::Response& response) {
+    response.status = 500;
+  });
+  server.server().Get("/limited", [](const httplib::Request&, httplib::Response& response) {
+    response.status = 429;
+  });
+  server.server().Get("/throw", [](const httplib::Request&, httplib::Response&) {
+    throw std::logic_error("handler bug");
+  });
+  server.Start();
+  httplib::Client client(server.url());
+  EXPECT_EQ(client.Get("/fail")->status, 500);
+  EXPECT_EQ(client.Get("/limited")->status, 429);
+  EXPECT_EQ(client.Get("/throw")->status, 500);
+  EXPECT_EQ(client.Get("/missing")->status, 404);
+
+  std::map<std::string, int> seen;
+  for (const std::string& json : sink_->documents()) {
+    ASSERT_TRUE(core::testing::ValidateSegmentDocument(json).ok());
+    rapidjson::Document doc;
+    doc.Parse(json.c_str());
+    const std::string url = doc["http"]["request"]["url"].GetString();
+    const int status = doc["http"]["response"]["status"].GetInt();
+    seen[url.substr(url.rfind('/'))] = status;
+    if (status == 500) {
+      EXPECT_TRUE(doc["fault"].GetBool());
+      EXPECT_FALSE(doc.HasMember("error"));
+    }
+    if (status == 429) {
+      EXPECT_TRUE(doc["error"].GetBool());
+      EXPECT_TRUE(doc["throttle"].GetBool());
+    }
+    if (status == 404) {
+      EXPECT_TRUE(doc["error"].GetBool());
+    }
+    if (url.find("/throw") != std::string::npos) {
+      EXPECT_STREQ(doc["cause"]["exceptions"][0]["type"].GetString(), "std::logic_error");
+      EXPECT_STREQ(doc["cause"]["exceptions"][0]["message"].GetString(), "handler bug");
+    }
+  }
+  EXPECT_EQ(seen, (std::map<std::string, int>{
+                      {"/fail", 500}, {"/limited", 429}, {"/throw", 500}, {"/missing", 404}}));
+}
+
+TEST_F(HttplibMiddlewareTest, ForwardedForNamesTheClient) {
+  TracedServer server(recorder_, "svc");
+  server.server().Get("/hello", [](const httplib::Request&, httplib::Response&) {});
+  server.Start();
+  httplib::Client client(server.url());
+  ASSERT_TRUE(client.Get("/hello", {{"X-Forwarded-For", "10.1.2.3, 10.0.0.1"}}));
+  auto segments = Segments();
+  const auto& request = segments.begin()->second["http"]["request"];
+  EXPECT_STREQ(request["client_ip"].GetString(), "10.1.2.3");
+  EXPECT_TRUE(request["x_forwarded_for"].GetBool());
+}
+
+TEST_F(HttplibMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
+  TracedServer server(recorder_, "svc");
+  server.server().new_task_queue = [] { return new httplib::ThreadPool(8); };
+  server.server().Get(R"(/item/(\d+))", [&](const httplib::Request& request,
+                                             httplib::Response& response) {
+    const int id = std::stoi(request.matches[1]);
+    recorder_->PutAnnotation("item", id);
+    recorder_->BeginSubsegment("load");
+    recorder_->PutAnnotation("item", id);
+    recorder_->EndSubsegment();
+    response.set_content(std::to_string(id), "text/plain");
+  });
+  server.Start();
+  constexpr int kClients = 20, kPerClient = 10;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      httplib::Client client(server.url());
+      for (int i = 0; i < kPerClient; ++i) {
+        const int id = c * kPerClient + i;
+        httplib::Result result = client.Get("/item/" + std::to_string(id));
+        EXPECT_TRUE(result && result->body == std::to_string(id));
+      }
+    });
+  }
+  for (auto& thread : clients) thread.join();
+  std::set<std::string> ids;
+  std::set<int> items;
+  for (auto& [name, doc] : Segments()) {
+    ids.insert(doc["id"].GetString());
+    const int item = doc["annotations"]["item"].GetInt();
+    const std::string url = doc["http"]["request"]["url"].GetString();
+    EXPECT_EQ(url.substr(url.rfind('/') + 1), std::to_string(item));
+    ASSERT_EQ(doc["subsegments"].Size(), 1u);
+    EXPECT_EQ(doc["subsegments"][0]["annotations"]["item"].GetInt(), item);
+    items.insert(item);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kClients * kPerClient));
+  EXPECT_EQ(items.size(), static_cast<size_t>(kClients * kPerClient));
+}
+
+TEST_F(HttplibMiddlewareTest, ConnectionErrorsAreFaults) {
+  // A port that was just free: nothing listens there.
+  int dead_port;
+  {
+    httplib::Server probe;
+    dead_port = probe.bind_to_any_port("127.0.0.1");
+  }
+  recorder_->BeginSegment("caller");
+  TracedClient client("http://127.0.0.1:" + std::to_string(dead_port), recorder_.get());
+  client.client().set_connection_timeout(1, 0);
+  EXPECT_FALSE(client.Get("/hello"));
+  recorder_->EndSegment();
+  auto segments = Segments();
+  const auto& call = segments.begin()->second["subsegments"][0];
+  EXPECT_TRUE(call["fault"].GetBool());
+  EXPECT_TRUE(call["cause"]["exceptions"][0]["remote"].GetBool());
+  EXPECT_STREQ(call["cause"]["exceptions"][0]["type"].GetString(), "httplib::Error");
+}
+
+TEST_F(HttplibMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
+  std::string seen_header = "unset";
+  httplib::Server plain;
+  plain.Get("/hello", [&](const httplib::Request& request, httplib::Response&) {
+    seen_header = request.get_header_value("X-Amzn-Trace-Id");
+  });
+  const int port = plain.bind_to_any_port("127.0.0.1");
+  std::thread thread([&] { plain.listen_after_bind(); });
+  TracedClient client("http://127.0.0.1:" + std::to_string(port), recorder_.get());
+  EXPECT_TRUE(client.Get("/hello"));
+  plain.stop();
+  thread.join();
+  EXPECT_EQ(seen_header, "");
+  EXPECT_EQ(recorder_->stats().context_missing, 1u);
+}
+
+}  // namespace
+}  // namespace xraysink::middleware

@@ -1,0 +1,144 @@
+#include "middleware/request_tracer.h"
+
+#include <cstdlib>
+#include <utility>
+
+#include "core/trace_header.h"
+#include "core/wildcard.h"
+
+namespace xraysink::middleware {
+namespace {
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+std::string_view HostWithoutPort(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {  // [v6]:port
+    const size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  const size_t colon = host.find(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+std::string_view PathOf(std::string_view target) {
+  const size_t query = target.find_first_of("?#");
+  return query == std::string_view::npos ? target : target.substr(0, query);
+}
+
+}  // namespace
+
+SegmentNaming SegmentNaming::Fixed(std::string name) {
+  SegmentNaming naming;
+  naming.fixed_name = std::move(name);
+  return naming;
+}
+
+SegmentNaming SegmentNaming::Dynamic(std::string host_pattern, std::string fallback) {
+  SegmentNaming naming;
+  naming.host_pattern = std::move(host_pattern);
+  naming.fallback_name = std::move(fallback);
+  return naming;
+}
+
+RequestTracer::RequestTracer(std::shared_ptr<core::Recorder> recorder, SegmentNaming naming)
+    : recorder_(std::move(recorder)), naming_(std::move(naming)) {
+  // As in the SDKs, the environment's name wins over the configured one.
+  if (const char* name = std::getenv("AWS_XRAY_TRACING_NAME"); name != nullptr && *name != 0) {
+    naming_.fixed_name = name;
+    naming_.fallback_name = name;
+  }
+}
+
+std::string RequestTracer::SegmentName(std::string_view host,
+                                       const core::Recorder& recorder) const {
+  if (!naming_.host_pattern.empty()) {
+    const std::string_view bare = HostWithoutPort(host);
+    if (!bare.empty() && core::WildcardMatch(naming_.host_pattern, bare)) return std::string(bare);
+    if (!naming_.fallback_name.empty()) return naming_.fallback_name;
+  } else if (!naming_.fixed_name.empty()) {
+    return naming_.fixed_name;
+  }
+  return recorder.service_name();
+}
+
+TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
+  core::Recorder& recorder = recorder_ ? *recorder_ : core::GlobalRecorder();
+  TracedRequest traced;
+  if (!recorder.enabled()) return traced;
+
+  const std::string_view host = request.host.empty() ? "localhost" : request.host;
+  const std::string name = SegmentName(host, recorder);
+
+  core::BeginSegmentOptions options;
+  bool caller_asked = false;
+  if (!request.trace_header.empty()) {
+    absl::StatusOr<core::TraceHeader> header = core::TraceHeader::Parse(request.trace_header);
+    if (header.ok() && header->root) {
+      options.trace_id = *header->root;
+      if (header->parent) options.parent_id = *header->parent;
+      options.propagated_header_keys = header->ExtraKeys();
+      if (header->sampled == core::SampledFlag::kSampled) {
+        options.sampling = core::SamplingDecision{true, ""};
+      } else if (header->sampled == core::SampledFlag::kNotSampled) {
+        options.sampling = core::SamplingDecision{false, ""};
+      }
+      caller_asked = header->sampled == core::SampledFlag::kRequested;
+    }
+  }
+  if (!options.sampling) {
+    options.sampling = recorder.Sample(core::SamplingRequest{
+        .host = host, .method = request.method, .path = PathOf(request.target), .service = name});
+  }
+  std::shared_ptr<core::Segment> segment = recorder.CreateSegment(name, std::move(options));
+  if (!segment) return traced;
+
+  auto& http = segment->http().request.emplace();
+  http.method = std::string(request.method);
+  http.url.reserve(request.scheme.size() + 3 + host.size() + request.target.size());
+  http.url.append(request.scheme).append("://").append(host).append(request.target);
+  http.user_agent = std::string(request.user_agent);
+  if (!request.forwarded_for.empty()) {
+    const std::string_view first = Trim(request.forwarded_for.substr(0, request.forwarded_for.find(',')));
+    http.client_ip = std::string(first);
+    http.x_forwarded_for = true;
+  } else {
+    http.client_ip = std::string(request.peer_address);
+  }
+
+  traced.response_header_ = "Root=";
+  traced.response_header_.append(segment->trace_id().view());
+  if (caller_asked) traced.response_header_.append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
+  traced.context_.Reset(std::move(segment));
+  return traced;
+}
+
+TracedRequest::~TracedRequest() { End(); }
+
+void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
+  core::Segment* segment = context_.segment();
+  if (segment == nullptr || finished_) return;
+  segment->ApplyStatusCode(status);
+  if (content_length) segment->http().response->content_length = *content_length;
+  End();
+}
+
+void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
+  core::Segment* segment = context_.segment();
+  if (segment == nullptr || finished_) return;
+  segment->ApplyStatusCode(500);
+  segment->AddException(exception);
+  End();
+}
+
+void TracedRequest::End() {
+  if (finished_ || context_.segment() == nullptr) return;
+  finished_ = true;
+  std::shared_ptr<core::Segment> segment = context_.segment_ptr();
+  segment->End();
+}
+
+}  // namespace xraysink::middleware

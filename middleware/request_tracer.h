@@ -1,0 +1,100 @@
+#ifndef XRAYSINK_MIDDLEWARE_REQUEST_TRACER_H_
+#define XRAYSINK_MIDDLEWARE_REQUEST_TRACER_H_
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/context_slot.h"
+#include "core/recorder.h"
+
+namespace xraysink::middleware {
+
+// How incoming-request segments are named, as the SDKs' fixed and dynamic naming do. When
+// AWS_XRAY_TRACING_NAME is set it replaces the fixed name and the fallback; an empty name means
+// the recorder's service name.
+struct SegmentNaming {
+  // Fixed: every segment gets this name (AWS_XRAY_TRACING_NAME, when set, wins).
+  static SegmentNaming Fixed(std::string name);
+  // Dynamic: the request's Host (without port) when it matches `host_pattern` (wildcards * and
+  // ?), else `fallback`.
+  static SegmentNaming Dynamic(std::string host_pattern, std::string fallback);
+
+  std::string fixed_name;
+  std::string host_pattern;
+  std::string fallback_name;
+};
+
+// What the middleware reads from an incoming request; adapters fill it from their framework.
+// Views must stay valid during Begin().
+struct IncomingRequest {
+  std::string_view method;
+  std::string_view scheme = "http";
+  std::string_view host;          // Host header, port included; empty: "localhost"
+  std::string_view target;        // path and query, e.g. "/items/1?x=1"
+  std::string_view user_agent;
+  std::string_view trace_header;  // X-Amzn-Trace-Id; empty when absent
+  std::string_view forwarded_for; // X-Forwarded-For; empty when absent
+  std::string_view peer_address;  // the TCP peer
+};
+
+// One traced request: its segment and the flow context its handler must run in. Ending is
+// explicit (Finish / FinishWithException); a TracedRequest destroyed unfinished ends its segment
+// without a status. Move-only.
+class TracedRequest {
+ public:
+  TracedRequest() = default;
+  TracedRequest(TracedRequest&&) = default;
+  TracedRequest& operator=(TracedRequest&&) = default;
+  ~TracedRequest();
+
+  // Null when the recorder is disabled.
+  core::Segment* segment() const { return context_.segment(); }
+  // The handler's flow: install it (core::ScopedContext, or //context's executor) while the
+  // handler runs so its subsegments land under this request's segment.
+  core::TraceContext& context() { return context_; }
+  // The response's X-Amzn-Trace-Id value: Root (and Sampled when the caller asked with
+  // Sampled=?). Empty when there is no segment. Never echoes anything unvalidated.
+  const std::string& response_header() const { return response_header_; }
+
+  // Records the response (status flags: 4xx error, 429 error+throttle, 5xx fault) and ends the
+  // segment.
+  void Finish(int status, std::optional<int64_t> content_length = std::nullopt);
+  // The handler threw: status 500, fault and the exception as cause; ends the segment.
+  void FinishWithException(const std::exception_ptr& exception);
+
+ private:
+  friend class RequestTracer;
+  void End();
+
+  core::TraceContext context_;
+  std::string response_header_;
+  bool finished_ = false;
+};
+
+// Turns incoming requests into segments (framework-neutral, like xraysink's ASGI middleware):
+// continues the caller's trace from a valid X-Amzn-Trace-Id (Root, Parent, Sampled=1/0), asks
+// the sampler (host, method, path) when the header says `?` or is absent, starts a new trace
+// when it is malformed, and fills http.request (method, url, user_agent, client_ip from the
+// first X-Forwarded-For entry or the peer). Thread-safe.
+class RequestTracer {
+ public:
+  // `recorder` null: the global recorder at each request.
+  RequestTracer(std::shared_ptr<core::Recorder> recorder, SegmentNaming naming);
+
+  TracedRequest Begin(const IncomingRequest& request) const;
+  const SegmentNaming& naming() const { return naming_; }
+
+ private:
+  std::string SegmentName(std::string_view host, const core::Recorder& recorder) const;
+
+  std::shared_ptr<core::Recorder> recorder_;
+  SegmentNaming naming_;
+};
+
+}  // namespace xraysink::middleware
+
+#endif  // XRAYSINK_MIDDLEWARE_REQUEST_TRACER_H_
