@@ -1,5 +1,9 @@
 // End to end on 127.0.0.1: real cpp-httplib servers and clients, traced with the middleware.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <httplib.h>
 
 #include <chrono>
@@ -276,8 +280,15 @@ TEST_F(HttplibMiddlewareTest, ConnectionErrorsAreFaults) {
   // A port that was just free: nothing listens there.
   int dead_port;
   {
-    httplib::Server probe;
-    dead_port = probe.bind_to_any_port("127.0.0.1");
+    const int probe = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    socklen_t length = sizeof(address);
+    getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length);
+    dead_port = ntohs(address.sin_port);
+    close(probe);
   }
   recorder_->BeginSegment("caller");
   TracedClient client("http://127.0.0.1:" + std::to_string(dead_port), recorder_.get());
