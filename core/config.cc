@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 
@@ -41,7 +42,7 @@ EnvironmentSettings EnvironmentSettings::Read() {
   if (const char* enabled = Env("AWS_XRAY_SDK_ENABLED")) {
     settings.sdk_enabled = ParseSdkEnabled(enabled);
     const std::string lower = Lower(enabled);
-    static const char* const kKnown[] = {"y", "yes", "t", "true", "on", "1",
+    static const char* const kKnown[] = {"y", "yes", "t", "true",  "on",  "1",
                                          "n", "no",  "f", "false", "off", "0"};
     if (std::none_of(std::begin(kKnown), std::end(kKnown),
                      [&](const char* known) { return lower == known; })) {

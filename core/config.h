@@ -20,8 +20,9 @@ absl::StatusOr<ContextMissing> ParseContextMissing(std::string_view value);
 // false (any case); anything else -> true.
 bool ParseSdkEnabled(std::string_view value);
 
-// The environment variables the AWS SDKs honour, read once. Unset variables stay nullopt;
-// invalid values are ignored with a warning.
+// The environment variables the AWS SDKs honour, read once. Unset or empty variables stay
+// nullopt; an invalid AWS_XRAY_CONTEXT_MISSING is ignored with a warning, an invalid
+// AWS_XRAY_SDK_ENABLED means enabled, with a warning.
 struct EnvironmentSettings {
   std::optional<bool> sdk_enabled;                // AWS_XRAY_SDK_ENABLED
   std::optional<ContextMissing> context_missing;  // AWS_XRAY_CONTEXT_MISSING

@@ -3,8 +3,34 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <optional>
+#include <string>
+
 namespace xraysink::core {
 namespace {
+
+// Sets (or, with nullptr, unsets) an environment variable for one scope and restores the
+// previous value afterwards: Bazel sets AWS_XRAY_DAEMON_ADDRESS for every test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = getenv(name)) old_ = old;
+    Set(name, value);
+  }
+  ~ScopedEnv() { Set(name_, old_ ? old_->c_str() : nullptr); }
+
+ private:
+  static void Set(const char* name, const char* value) {
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 TEST(ConfigTest, SdkEnabledParsesLikeTheSdks) {
   for (const char* on : {"TrUE", "true", "1", "y", "t", "yes", "on", "INVALID"}) {
@@ -25,31 +51,38 @@ TEST(ConfigTest, ContextMissing) {
 }
 
 TEST(ConfigTest, ReadsEnvironment) {
-  setenv("AWS_XRAY_SDK_ENABLED", "off", 1);
-  setenv("AWS_XRAY_CONTEXT_MISSING", "RUNTIME_ERROR", 1);
-  setenv("AWS_XRAY_TRACING_NAME", "svc", 1);
-  setenv("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:3000", 1);
-  EnvironmentSettings settings = EnvironmentSettings::Read();
-  EXPECT_EQ(settings.sdk_enabled, false);
-  EXPECT_EQ(settings.context_missing, ContextMissing::kRuntimeError);
-  EXPECT_EQ(settings.tracing_name, "svc");
-  EXPECT_EQ(settings.daemon_address, "127.0.0.1:3000");
-  EXPECT_TRUE(settings.warnings.empty());
-
-  setenv("AWS_XRAY_SDK_ENABLED", "maybe", 1);
-  setenv("AWS_XRAY_CONTEXT_MISSING", "PANIC", 1);
-  settings = EnvironmentSettings::Read();
-  EXPECT_EQ(settings.sdk_enabled, true);
-  EXPECT_FALSE(settings.context_missing.has_value());
-  EXPECT_EQ(settings.warnings.size(), 2u);
-
-  for (const char* name : {"AWS_XRAY_SDK_ENABLED", "AWS_XRAY_CONTEXT_MISSING",
-                           "AWS_XRAY_TRACING_NAME", "AWS_XRAY_DAEMON_ADDRESS"}) {
-    unsetenv(name);
+  {
+    ScopedEnv enabled("AWS_XRAY_SDK_ENABLED", "off");
+    ScopedEnv missing("AWS_XRAY_CONTEXT_MISSING", "RUNTIME_ERROR");
+    ScopedEnv name("AWS_XRAY_TRACING_NAME", "svc");
+    ScopedEnv address("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:3000");
+    const EnvironmentSettings settings = EnvironmentSettings::Read();
+    EXPECT_EQ(settings.sdk_enabled, false);
+    EXPECT_EQ(settings.context_missing, ContextMissing::kRuntimeError);
+    EXPECT_EQ(settings.tracing_name, "svc");
+    EXPECT_EQ(settings.daemon_address, "127.0.0.1:3000");
+    EXPECT_TRUE(settings.warnings.empty());
   }
-  settings = EnvironmentSettings::Read();
+  {
+    ScopedEnv enabled("AWS_XRAY_SDK_ENABLED", "maybe");
+    ScopedEnv missing("AWS_XRAY_CONTEXT_MISSING", "PANIC");
+    const EnvironmentSettings settings = EnvironmentSettings::Read();
+    EXPECT_EQ(settings.sdk_enabled, true);
+    EXPECT_FALSE(settings.context_missing.has_value());
+    ASSERT_EQ(settings.warnings.size(), 2u);
+    EXPECT_NE(settings.warnings[0].find("maybe"), std::string::npos);
+    EXPECT_NE(settings.warnings[1].find("PANIC"), std::string::npos);
+  }
+  ScopedEnv enabled("AWS_XRAY_SDK_ENABLED", nullptr);
+  ScopedEnv missing("AWS_XRAY_CONTEXT_MISSING", "");  // empty = unset
+  ScopedEnv name("AWS_XRAY_TRACING_NAME", nullptr);
+  ScopedEnv address("AWS_XRAY_DAEMON_ADDRESS", nullptr);
+  const EnvironmentSettings settings = EnvironmentSettings::Read();
   EXPECT_FALSE(settings.sdk_enabled.has_value());
+  EXPECT_FALSE(settings.context_missing.has_value());
   EXPECT_FALSE(settings.tracing_name.has_value());
+  EXPECT_FALSE(settings.daemon_address.has_value());
+  EXPECT_TRUE(settings.warnings.empty());
 }
 
 }  // namespace

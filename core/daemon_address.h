@@ -21,12 +21,16 @@ struct DaemonAddress {
   Endpoint udp;
   Endpoint tcp;
 
-  // `host:port` (both), or `tcp:host:port udp:host:port` in either order.
+  // `host:port` (both), or `tcp:host:port udp:host:port` in either order, one space apart.
+  // Hosts are names or IPv4 addresses (letters, digits, `.`, `-`, `_`); ports 1..65535.
+  // Rejected with the reason: a missing or non-numeric port, port 0 or > 65535, an IPv6 address
+  // (`[::1]:2000`), one prefixed part alone, two parts not both prefixed, a repeated prefix,
+  // more than two parts.
   static absl::StatusOr<DaemonAddress> Parse(std::string_view value);
   // 127.0.0.1:2000 for both.
   static DaemonAddress Default();
-  // AWS_XRAY_DAEMON_ADDRESS when set (a bad value is an error), else `configured` when not
-  // empty, else the default.
+  // AWS_XRAY_DAEMON_ADDRESS when set and not empty (a bad value is an error naming the
+  // variable), else `configured` when not empty, else the default.
   static absl::StatusOr<DaemonAddress> FromEnvironment(std::string_view configured = "");
 };
 

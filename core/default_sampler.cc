@@ -39,8 +39,11 @@ bool DefaultSampler::TakeFromReservoir(int64_t second) {
   uint64_t current = reservoir_.load(std::memory_order_relaxed);
   while (true) {
     uint64_t next;
-    if ((current & ~kCountMask) != stamp) {
-      next = stamp | 1;  // a new second
+    // Windows only move forward: a caller that read the clock just before another thread
+    // opened the next second (or a clock stepped back) counts against the newest window
+    // instead of reopening an old one, which would grant a second fixed_target.
+    if (stamp > (current & ~kCountMask)) {
+      next = stamp | 1;
     } else if ((current & kCountMask) < static_cast<uint64_t>(fixed_target_)) {
       next = current + 1;
     } else {

@@ -11,10 +11,12 @@ namespace xraysink::core {
 
 // The SDKs' built-in rule (spec 3.2): the first `fixed_target` traces of each epoch second,
 // then `rate` of the rest. Lock-free; never grants more than fixed_target in one second, even
-// under concurrent calls.
+// under concurrent calls. If the clock steps back, the latest second seen keeps the reservoir
+// (one fixed_target in all) until the clock passes it, rather than refilling it.
+// fixed_target is clamped to [0, 2^24 - 1], rate to [0, 1] (NaN = 0).
 class DefaultSampler : public Sampler {
  public:
-  using Clock = std::function<int64_t()>;  // epoch seconds
+  using Clock = std::function<int64_t()>;  // epoch seconds; null = the real-time clock
 
   explicit DefaultSampler(int fixed_target = 1, double rate = 0.05, Clock now_seconds = nullptr);
 

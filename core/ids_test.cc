@@ -10,44 +10,86 @@
 namespace xraysink::core {
 namespace {
 
+constexpr char kHex[] = "0123456789abcdef";
+
 TEST(IdsTest, TraceIdForm) {
   const TraceId id = TraceId::GenerateAt(0x5759e988);
   const std::string text(id.view());
   ASSERT_EQ(text.size(), 35u);
   EXPECT_EQ(text.substr(0, 11), "1-5759e988-");
-  EXPECT_EQ(text.find_first_not_of("0123456789abcdef", 11), std::string::npos);
+  EXPECT_EQ(text.find_first_not_of(kHex, 11), std::string::npos);
   EXPECT_EQ(id.epoch_seconds(), 0x5759e988u);
-  EXPECT_EQ(*TraceId::Parse(text), id);
-  EXPECT_GT(TraceId::Generate().epoch_seconds(), 0x60000000u);
+  EXPECT_EQ(TraceId::GenerateAt(0x0000abcd).ToString().substr(0, 11), "1-0000abcd-");
+  EXPECT_GT(TraceId::Generate().epoch_seconds(), 0x60000000u);  // after 2021
+}
+
+TEST(IdsTest, EntityIdForm) {
+  EXPECT_EQ(EntityId(0x53995c3f42cd8ad8).ToString(), "53995c3f42cd8ad8");
+  EXPECT_EQ(EntityId(1).ToString(), "0000000000000001");
+  const std::string text = EntityId::Generate().ToString();
+  ASSERT_EQ(text.size(), 16u);
+  EXPECT_EQ(text.find_first_not_of(kHex), std::string::npos);
+}
+
+TEST(IdsTest, ParseValid) {
+  const std::string trace = "1-5759e988-bd862e3fe1be46a994272793";
+  EXPECT_EQ(TraceId::Parse(trace)->view(), trace);
+  EXPECT_EQ(TraceId::Parse("1-5759E988-BD862E3FE1BE46A994272793")->view(), trace);
+  EXPECT_EQ(TraceId::Parse(trace)->epoch_seconds(), 0x5759e988u);
+  const TraceId generated = TraceId::Generate();
+  EXPECT_EQ(*TraceId::Parse(generated.view()), generated);
+
+  EXPECT_EQ(EntityId::Parse("53995c3f42cd8ad8")->value(), 0x53995c3f42cd8ad8u);
+  EXPECT_EQ(EntityId::Parse("53995C3F42CD8AD8")->ToString(), "53995c3f42cd8ad8");
+  const EntityId entity = EntityId::Generate();
+  EXPECT_EQ(*EntityId::Parse(entity.ToString()), entity);
 }
 
 TEST(IdsTest, ParseRejectsMalformed) {
-  for (const char* bad : {"", "1-5759e988-bd862e3fe1be46a99427279", "2-5759e988-bd862e3fe1be46a994272793",
-                          "1-5759e98g-bd862e3fe1be46a994272793", "1_5759e988-bd862e3fe1be46a994272793",
-                          "1-5759e988-bd862e3fe1be46a9942727930"}) {
+  for (const char* bad :
+       {"", "1-5759e988-bd862e3fe1be46a99427279", "2-5759e988-bd862e3fe1be46a994272793",
+        "1-5759e98g-bd862e3fe1be46a994272793", "1_5759e988-bd862e3fe1be46a994272793",
+        "1-5759e988_bd862e3fe1be46a994272793", "1-5759e988-bd862e3fe1be46a99427279 ",
+        "1-5759e988-bd862e3fe1be46a9942727930", "1-5759e98-8bd862e3fe1be46a994272793"}) {
     EXPECT_FALSE(TraceId::Parse(bad)) << bad;
   }
-  EXPECT_FALSE(EntityId::Parse("53995c3f42cd8ad"));
-  EXPECT_FALSE(EntityId::Parse("53995c3f42cd8adz"));
-  EXPECT_EQ(EntityId::Parse("53995C3F42CD8AD8")->ToString(), "53995c3f42cd8ad8");
+  for (const char* bad : {"", "53995c3f42cd8ad", "53995c3f42cd8adz", "53995c3f42cd8ad80",
+                          " 53995c3f42cd8ad", "0x995c3f42cd8ad8"}) {
+    EXPECT_FALSE(EntityId::Parse(bad)) << bad;
+  }
   EXPECT_TRUE(TraceId().empty());
+  EXPECT_TRUE(TraceId().view().empty());
   EXPECT_TRUE(EntityId().empty());
 }
 
+// Ids generated on many threads at once are well formed, non-zero and never repeat.
 TEST(IdsTest, UniqueAcrossThreads) {
   constexpr int kThreads = 8, kPerThread = 20000;
-  std::vector<std::vector<uint64_t>> ids(kThreads);
+  std::vector<std::vector<uint64_t>> entity_ids(kThreads);
+  std::vector<std::vector<std::string>> trace_ids(kThreads);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&ids, t] {
-      for (int i = 0; i < kPerThread; ++i) ids[t].push_back(EntityId::Generate().value());
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        entity_ids[t].push_back(EntityId::Generate().value());
+        trace_ids[t].push_back(TraceId::GenerateAt(0x5759e988).ToString());
+      }
     });
   }
   for (auto& thread : threads) thread.join();
-  std::set<uint64_t> all;
-  for (const auto& list : ids) all.insert(list.begin(), list.end());
-  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
-  EXPECT_EQ(all.count(0), 0u);
+  std::set<uint64_t> entities;
+  std::set<std::string> traces;
+  for (int t = 0; t < kThreads; ++t) {
+    entities.insert(entity_ids[t].begin(), entity_ids[t].end());
+    traces.insert(trace_ids[t].begin(), trace_ids[t].end());
+  }
+  EXPECT_EQ(entities.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(entities.count(0), 0u);
+  // Same second on purpose: only the random part can tell them apart.
+  EXPECT_EQ(traces.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (const std::string& trace : traces) {
+    ASSERT_TRUE(TraceId::Parse(trace)) << trace;
+  }
 }
 
 }  // namespace

@@ -24,6 +24,10 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 absl::string_view AbslView(std::string_view text) { return {text.data(), text.size()}; }
 
+// What Python's SDK sends for unsampled requests; propagating it would break correlation and
+// some services (SQS) reject it.
+constexpr std::string_view kNoOpRoot = "1-00000000-000000000000000000000000";
+
 }  // namespace
 
 absl::StatusOr<TraceHeader> TraceHeader::Parse(std::string_view value) {
@@ -38,7 +42,8 @@ absl::StatusOr<TraceHeader> TraceHeader::Parse(std::string_view value) {
     }
   }
   TraceHeader header;
-  bool known_key = false;
+  bool has_sampled = false;
+  bool extra_full = false;
   size_t extra_bytes = 0;
   while (!value.empty()) {
     const size_t end = value.find(';');
@@ -53,30 +58,29 @@ absl::StatusOr<TraceHeader> TraceHeader::Parse(std::string_view value) {
     const std::string_view key = Trim(part.substr(0, equals));
     const std::string_view data = Trim(part.substr(equals + 1));
     if (EqualsIgnoreCase(key, "Root")) {
-      known_key = true;
       header.root = TraceId::Parse(data);
+      if (header.root && header.root->view() == kNoOpRoot) header.root.reset();
     } else if (EqualsIgnoreCase(key, "Parent")) {
-      known_key = true;
       header.parent = EntityId::Parse(data);
       if (header.parent && header.parent->empty()) header.parent.reset();
     } else if (EqualsIgnoreCase(key, "Sampled")) {
-      known_key = true;
+      has_sampled = true;
       header.sampled = data == "1"   ? SampledFlag::kSampled
                        : data == "0" ? SampledFlag::kNotSampled
                        : data == "?" ? SampledFlag::kRequested
                                      : SampledFlag::kUnknown;
     } else if (EqualsIgnoreCase(key, "Self")) {
       // Added by load balancers; never forwarded.
-    } else if (!key.empty()) {
-      const size_t bytes = key.size() + data.size() + 2;
-      if (extra_bytes + bytes <= kMaxExtraKeysBytes) {
-        extra_bytes += bytes;
-        header.extra.emplace_back(std::string(key), std::string(data));
-      }
+    } else if (!key.empty() && !extra_full) {
+      // Counted as forwarded: `key=value;`.
+      extra_bytes += key.size() + data.size() + 2;
+      extra_full = extra_bytes > kMaxExtraKeysBytes;
+      if (!extra_full) header.extra.emplace_back(std::string(key), std::string(data));
     }
   }
-  if (!known_key) {
-    return absl::InvalidArgumentError("trace header has none of Root, Parent and Sampled");
+  if (!header.root && !header.parent && !has_sampled) {
+    return absl::InvalidArgumentError(
+        "trace header has no valid Root, no valid Parent and no Sampled");
   }
   return header;
 }

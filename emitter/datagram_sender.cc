@@ -1,0 +1,293 @@
+#include "emitter/datagram_sender.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "emitter/internal/bounded_queue.h"
+
+namespace xraysink::emitter {
+namespace {
+
+constexpr size_t kMaxQueueCapacity = size_t{1} << 24;
+// Datagrams per sendmmsg call, and about how many the sender gathers before sending.
+constexpr size_t kBatch = 64;
+// How long the sender waits for room in a full socket buffer before dropping a datagram.
+constexpr int kWaitForRoomMs = 50;
+
+std::string ErrnoText(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
+
+}  // namespace
+
+class DatagramSender::State {
+ public:
+  using Item = std::variant<std::string, core::DocumentRef>;
+
+  State(int fd, size_t queue_capacity, bool paused)
+      : fd_(fd), queue_(queue_capacity), paused_(paused) {}
+  ~State() { close(fd_); }
+
+  // Never blocks; takes the lock only to wake a sleeping sender thread.
+  bool Push(Item item) {
+    if (!queue_.TryPush(std::move(item))) {
+      dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    // Pairs with Park(): the push is seq_cst, so either the sender sees the item before sleeping
+    // or we see it parked here.
+    if (parked_.load(std::memory_order_seq_cst)) {
+      std::lock_guard lock(mu_);
+      parked_.store(false, std::memory_order_relaxed);
+      wake_.notify_one();
+    }
+    return true;
+  }
+
+  bool Flush(absl::Time deadline) {
+    const uint64_t target = queue_.pushed();
+    std::unique_lock lock(mu_);
+    return handled_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_ >= target; });
+  }
+
+  // Notifies under the lock: once woken, the sender thread may destroy this state (see
+  // ~DatagramSender), so the caller must be done with it by then.
+  void Resume() {
+    std::lock_guard lock(mu_);
+    paused_ = false;
+    wake_.notify_one();
+  }
+
+  // The thread stops after its current batch; what is still queued is dropped with the state.
+  void Stop() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    wake_.notify_one();
+  }
+
+  Stats stats() const {
+    std::lock_guard lock(mu_);
+    Stats stats = stats_;
+    stats.enqueued = queue_.pushed();
+    stats.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
+    return stats;
+  }
+
+  // The sender thread. Never holds the lock while it lets go of a document: that may destroy the
+  // DatagramSender, which takes the lock to stop this thread.
+  void Run() {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [this] { return !paused_ || stopping_; });
+      if (stopping_) return;
+    }
+    std::vector<std::string> datagrams;
+    core::SerializationStats serialization;
+    Item item;
+    while (true) {
+      uint64_t taken = 0;
+      while (datagrams.size() < kBatch && queue_.TryPop(item)) {
+        ++taken;
+        if (std::string* raw = std::get_if<std::string>(&item)) {
+          datagrams.push_back(std::move(*raw));
+        } else {
+          core::SerializeDatagrams(std::get<core::DocumentRef>(item), core::kMaxDatagramBytes,
+                                   datagrams, serialization);
+        }
+      }
+      if (taken == 0) {
+        if (!Park()) return;
+        continue;
+      }
+      item = Item();  // lets go of the last document now rather than at the next one
+      Stats counts;
+      SendBatch(datagrams, counts);
+      datagrams.clear();
+      std::lock_guard lock(mu_);
+      done_ += taken;
+      stats_.sent += counts.sent;
+      stats_.bytes_sent += counts.bytes_sent;
+      stats_.send_errors += counts.send_errors;
+      stats_.connection_refused += counts.connection_refused;
+      stats_.message_too_long += counts.message_too_long;
+      stats_.would_block += counts.would_block;
+      stats_.other_errors += counts.other_errors;
+      stats_.serialization = serialization;
+      handled_.notify_all();
+      if (stopping_) return;
+    }
+  }
+
+ private:
+  // Sleeps until an item arrives or Stop(); false when stopped.
+  bool Park() {
+    std::unique_lock lock(mu_);
+    parked_.store(true, std::memory_order_seq_cst);
+    if (queue_.Empty()) {
+      wake_.wait(lock, [this] { return !parked_.load(std::memory_order_relaxed) || stopping_; });
+    }
+    parked_.store(false, std::memory_order_relaxed);
+    return !stopping_;
+  }
+
+  // Sends `datagrams`, counting into the send fields of `counts`. A datagram the socket refuses
+  // is counted and skipped; the rest still go.
+  void SendBatch(std::vector<std::string>& datagrams, Stats& counts) const {
+    std::array<mmsghdr, kBatch> messages;
+    std::array<iovec, kBatch> vectors;
+    size_t next = 0;
+    bool waited_for_room = false;  // for datagrams[next]
+    while (next < datagrams.size()) {
+      const size_t count = std::min(datagrams.size() - next, kBatch);
+      for (size_t i = 0; i < count; ++i) {
+        vectors[i] = {datagrams[next + i].data(), datagrams[next + i].size()};
+        messages[i] = {};
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int sent = sendmmsg(fd_, messages.data(), static_cast<unsigned>(count), 0);
+      if (sent > 0) {
+        for (int i = 0; i < sent; ++i) counts.bytes_sent += messages[i].msg_len;
+        counts.sent += static_cast<uint64_t>(sent);
+        next += static_cast<size_t>(sent);
+        waited_for_room = false;
+        continue;
+      }
+      // sendmmsg reports the error of the first datagram it could not send: datagrams[next].
+      const int error = errno;
+      if (error == EINTR) continue;
+      if (error == EAGAIN && !waited_for_room) {
+        waited_for_room = true;
+        pollfd writable{fd_, POLLOUT, 0};
+        poll(&writable, 1, kWaitForRoomMs);
+        continue;
+      }
+      ++counts.send_errors;
+      switch (error) {
+        case ECONNREFUSED:
+          ++counts.connection_refused;
+          break;
+        case EMSGSIZE:
+          ++counts.message_too_long;
+          break;
+        case EAGAIN:
+          ++counts.would_block;
+          break;
+        default:
+          ++counts.other_errors;
+      }
+      ++next;
+      waited_for_room = false;
+    }
+  }
+
+  const int fd_;
+  internal::BoundedQueue<Item> queue_;
+  // Set by the sender thread just before it sleeps, cleared by whoever wakes it: a producer looks
+  // at it (one load) to know whether it has to wake the sender.
+  std::atomic<bool> parked_{false};
+  std::atomic<uint64_t> dropped_queue_full_{0};
+
+  // std, not absl: the system Abseil is not built for TSan, which would not see its ordering.
+  mutable std::mutex mu_;
+  std::condition_variable wake_;     // the sender thread waits here: parked or paused
+  std::condition_variable handled_;  // Flush() waits here
+  bool paused_;                      // guarded by mu_, like the three below
+  bool stopping_ = false;
+  uint64_t done_ = 0;  // items the sender thread has handled
+  Stats stats_;        // the sender thread's counters
+};
+
+absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const core::Endpoint& udp,
+                                                                       Options options) {
+  if (options.queue_capacity < 2 || options.queue_capacity > kMaxQueueCapacity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "emitter queue capacity must be 2..", kMaxQueueCapacity, ", not ", options.queue_capacity));
+  }
+  if (udp.host.empty() || udp.port == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("X-Ray daemon UDP address '", udp.ToString(), "' needs a host and a port"));
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_INET;  // the daemon address format has no IPv6 form
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(udp.port);
+  if (const int error = getaddrinfo(udp.host.c_str(), port.c_str(), &hints, &found); error != 0) {
+    const std::string message = absl::StrCat("cannot resolve the X-Ray daemon UDP address '",
+                                             udp.ToString(), "': ", gai_strerror(error));
+    return error == EAI_AGAIN ? absl::UnavailableError(message)
+                              : absl::InvalidArgumentError(message);
+  }
+  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
+
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot open a UDP socket: ", ErrnoText(errno)));
+  }
+  // Connected: sends need no address, and the kernel reports ICMP errors (ECONNREFUSED).
+  if (connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    const int error = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect a UDP socket to '", udp.ToString(), "': ", ErrnoText(error)));
+  }
+  std::unique_ptr<DatagramSender> sender(
+      new DatagramSender(std::make_shared<State>(fd, options.queue_capacity, options.start_paused),
+                         options.shutdown_flush_timeout));
+  try {
+    sender->thread_ = std::thread([state = sender->state_] { state->Run(); });
+  } catch (const std::system_error& error) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the emitter thread: ", error.what()));
+  }
+  return sender;
+}
+
+DatagramSender::DatagramSender(std::shared_ptr<State> state, absl::Duration shutdown_flush_timeout)
+    : state_(std::move(state)), shutdown_flush_timeout_(shutdown_flush_timeout) {}
+
+DatagramSender::~DatagramSender() {
+  if (!thread_.joinable()) return;
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    // The sender thread let go of the last reference to our owner: it cannot wait for itself.
+    state_->Stop();
+    thread_.detach();
+    return;
+  }
+  state_->Flush(absl::Now() + shutdown_flush_timeout_);
+  state_->Stop();
+  thread_.join();
+}
+
+bool DatagramSender::Enqueue(std::string datagram) {
+  return state_->Push(State::Item(std::move(datagram)));
+}
+
+bool DatagramSender::Enqueue(core::DocumentRef document) {
+  return state_->Push(State::Item(std::move(document)));
+}
+
+bool DatagramSender::Flush(absl::Time deadline) { return state_->Flush(deadline); }
+
+void DatagramSender::Resume() { state_->Resume(); }
+
+DatagramSender::Stats DatagramSender::stats() const { return state_->stats(); }
+
+}  // namespace xraysink::emitter

@@ -1,0 +1,91 @@
+#ifndef XRAYSINK_EMITTER_DATAGRAM_SENDER_H_
+#define XRAYSINK_EMITTER_DATAGRAM_SENDER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/daemon_address.h"
+#include "core/segment_sink.h"
+#include "core/serialization.h"
+
+namespace xraysink::emitter {
+
+// How a DatagramSender queues and shuts down.
+struct DatagramSenderOptions {
+  // Items (documents or ready datagrams) waiting to be sent; more are dropped and counted.
+  // 2 .. 16777216.
+  size_t queue_capacity = 8192;
+  // How long destruction waits for the queue to drain before giving up on the rest.
+  absl::Duration shutdown_flush_timeout = absl::Seconds(1);
+  // For tests: the sender thread sends nothing until Resume(), so the queue can be filled.
+  bool start_paused = false;
+};
+
+// Sends datagrams to one UDP address from a background thread. Any thread may enqueue; enqueueing
+// never blocks and, in the common case, takes no lock and makes no system call: items go into a
+// bounded lock-free queue drained by the one sender thread, which serializes documents (so the
+// thread that ended a segment does not) and sends in batches with sendmmsg. Nothing here is
+// fatal: a full queue and every send error are counted, and the item is dropped.
+class DatagramSender {
+ public:
+  using Options = DatagramSenderOptions;
+
+  // Counters since creation.
+  struct Stats {
+    uint64_t enqueued = 0;            // items accepted into the queue
+    uint64_t dropped_queue_full = 0;  // items refused because the queue was full
+    uint64_t sent = 0;                // datagrams the socket accepted
+    uint64_t bytes_sent = 0;
+    uint64_t send_errors = 0;         // datagrams dropped by a send error, all kinds below
+    uint64_t connection_refused = 0;  // ECONNREFUSED: nothing listens at the address
+    uint64_t message_too_long = 0;    // EMSGSIZE
+    uint64_t would_block = 0;         // EAGAIN: the socket buffer stayed full
+    uint64_t other_errors = 0;
+    core::SerializationStats serialization;  // of the documents sent so far
+  };
+
+  // Resolves `udp` (IPv4) once and connects a non-blocking UDP socket to it. Errors: a bad
+  // endpoint, a host that does not resolve, bad options, no socket or thread available.
+  static absl::StatusOr<std::unique_ptr<DatagramSender>> Create(const core::Endpoint& udp,
+                                                                Options options = {});
+  // Waits up to `shutdown_flush_timeout` for the queue to drain, then stops the thread.
+  ~DatagramSender();
+  DatagramSender(const DatagramSender&) = delete;
+  DatagramSender& operator=(const DatagramSender&) = delete;
+
+  // Queues one ready datagram, sent as given. False (counted) when the queue is full.
+  bool Enqueue(std::string datagram);
+  // Queues one document; the sender thread turns it into datagrams (header line + JSON, split or
+  // trimmed to fit). False (counted) when the queue is full.
+  bool Enqueue(core::DocumentRef document);
+
+  // Waits until every item enqueued before the call was sent (or failed to send), or until
+  // `deadline`. True when everything was handled in time.
+  bool Flush(absl::Time deadline);
+
+  // Lets a sender created with `start_paused` run. No effect otherwise.
+  void Resume();
+
+  Stats stats() const;
+
+ private:
+  // Everything the sender thread uses. The thread shares ownership, so that a DatagramSender
+  // destroyed on its own sender thread (a queued segment held the last reference to the sink that
+  // owns it) can let the thread finish instead of joining itself.
+  class State;
+
+  DatagramSender(std::shared_ptr<State> state, absl::Duration shutdown_flush_timeout);
+
+  const std::shared_ptr<State> state_;
+  const absl::Duration shutdown_flush_timeout_;
+  std::thread thread_;
+};
+
+}  // namespace xraysink::emitter
+
+#endif  // XRAYSINK_EMITTER_DATAGRAM_SENDER_H_

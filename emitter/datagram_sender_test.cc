@@ -1,0 +1,240 @@
+#include "emitter/datagram_sender.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/entity.h"
+#include "core/serialization.h"
+#include "emitter/testing/udp_receiver.h"
+
+namespace xraysink::emitter {
+namespace {
+
+using testing::UdpReceiver;
+
+std::unique_ptr<DatagramSender> NewSender(const core::Endpoint& endpoint,
+                                          DatagramSender::Options options = {}) {
+  absl::StatusOr<std::unique_ptr<DatagramSender>> sender =
+      DatagramSender::Create(endpoint, options);
+  EXPECT_TRUE(sender.ok()) << sender.status();
+  return sender.ok() ? *std::move(sender) : nullptr;
+}
+
+DatagramSender::Options Paused(size_t queue_capacity = 8192) {
+  DatagramSender::Options options;
+  options.queue_capacity = queue_capacity;
+  options.start_paused = true;
+  return options;
+}
+
+std::shared_ptr<core::Segment> NewSegment(std::shared_ptr<core::SegmentSink> sink) {
+  auto settings = std::make_shared<core::SegmentSettings>();
+  settings->sink = std::move(sink);
+  core::SegmentOptions options;
+  options.name = "svc";
+  return core::Segment::Create(std::move(options), std::move(settings), nullptr);
+}
+
+TEST(DatagramSenderTest, SendsDatagramsIntactAndInOrder) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  std::vector<std::string> expected;
+  uint64_t bytes = 0;
+  for (int i = 0; i < 300; ++i) {
+    // Sizes from 1 byte to the UDP limit, so batches mix small and large datagrams.
+    expected.push_back(std::string(i == 299 ? core::kMaxDatagramBytes : 1 + i * 7, 'a' + i % 26));
+    bytes += expected.back().size();
+    ASSERT_TRUE(sender->Enqueue(expected.back()));
+  }
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(expected.size()), expected);
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.enqueued, expected.size());
+  EXPECT_EQ(stats.sent, expected.size());
+  EXPECT_EQ(stats.bytes_sent, bytes);
+  EXPECT_EQ(stats.send_errors, 0u);
+  EXPECT_EQ(stats.dropped_queue_full, 0u);
+}
+
+TEST(DatagramSenderTest, EveryProducerThreadsDatagramsArriveInItsOrder) {
+  constexpr int kProducers = 8;
+  constexpr int kPerProducer = 250;
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  std::atomic<int> refused{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        if (!sender->Enqueue(absl::StrCat(p, ":", i))) refused.fetch_add(1);
+      }
+    });
+  }
+  const std::vector<std::string> received = receiver.Receive(kProducers * kPerProducer);
+  for (std::thread& producer : producers) producer.join();
+  EXPECT_EQ(refused.load(), 0);
+  ASSERT_EQ(received.size(), size_t{kProducers * kPerProducer});
+  std::vector<int> next(kProducers, 0);
+  for (const std::string& datagram : received) {
+    const std::vector<std::string> parts = absl::StrSplit(datagram, ':');
+    int p = -1, i = -1;
+    ASSERT_EQ(parts.size(), 2u) << datagram;
+    ASSERT_TRUE(absl::SimpleAtoi(parts[0], &p) && absl::SimpleAtoi(parts[1], &i)) << datagram;
+    ASSERT_TRUE(p >= 0 && p < kProducers) << datagram;
+    EXPECT_EQ(i, next[p]++) << datagram;
+  }
+  EXPECT_EQ(next, std::vector<int>(kProducers, kPerProducer));
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));  // the counters are updated last
+  EXPECT_EQ(sender->stats().sent, uint64_t{kProducers * kPerProducer});
+}
+
+TEST(DatagramSenderTest, FullQueueDropsAreCountedAndNeverBlock) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Paused(/*queue_capacity=*/4));
+  ASSERT_NE(sender, nullptr);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(sender->Enqueue(absl::StrCat("d", i)), i < 4) << i;
+  }
+  DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.enqueued, 4u);
+  EXPECT_EQ(stats.dropped_queue_full, 6u);
+  EXPECT_EQ(stats.sent, 0u);
+
+  sender->Resume();
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(4), (std::vector<std::string>{"d0", "d1", "d2", "d3"}));
+  // Room again once drained.
+  EXPECT_TRUE(sender->Enqueue("d10"));
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"d10"});
+  stats = sender->stats();
+  EXPECT_EQ(stats.sent, 5u);
+  EXPECT_EQ(stats.dropped_queue_full, 6u);
+}
+
+TEST(DatagramSenderTest, FlushWaitsForTheQueueUntilTheDeadline) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Paused());
+  ASSERT_NE(sender, nullptr);
+  EXPECT_TRUE(sender->Flush(absl::Now()));  // nothing queued
+  ASSERT_TRUE(sender->Enqueue("one"));
+  EXPECT_FALSE(sender->Flush(absl::Now() + absl::Milliseconds(50)));
+  EXPECT_EQ(sender->stats().sent, 0u);
+  sender->Resume();
+  EXPECT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(sender->stats().sent, 1u);
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"one"});
+}
+
+TEST(DatagramSenderTest, NothingListeningCostsOnlyCountedErrors) {
+  auto sender = NewSender({"127.0.0.1", testing::UnusedUdpPort()});
+  ASSERT_NE(sender, nullptr);
+  // The kernel reports the ICMP "port unreachable" of one datagram on a later send.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  uint64_t enqueued = 0;
+  while (sender->stats().connection_refused == 0 && absl::Now() < deadline) {
+    ASSERT_TRUE(sender->Enqueue("x"));
+    ++enqueued;
+    ASSERT_TRUE(sender->Flush(deadline));
+  }
+  for (int i = 0; i < 1000; ++i, ++enqueued) ASSERT_TRUE(sender->Enqueue("burst"));
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_GT(stats.connection_refused, 0u);
+  EXPECT_EQ(stats.send_errors, stats.connection_refused);
+  EXPECT_EQ(stats.sent + stats.send_errors, enqueued);
+}
+
+TEST(DatagramSenderTest, OversizeDatagramIsCountedAndTheRestStillGo) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Enqueue(std::string(core::kMaxDatagramBytes + 1, 'x')));
+  ASSERT_TRUE(sender->Enqueue("after"));
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"after"});
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.message_too_long, 1u);
+  EXPECT_EQ(stats.send_errors, 1u);
+  EXPECT_EQ(stats.sent, 1u);
+}
+
+TEST(DatagramSenderTest, BadEndpointsAndOptionsAreErrors) {
+  EXPECT_EQ(DatagramSender::Create({"", 2000}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status unresolvable = DatagramSender::Create({"no-such-host.invalid", 2000}).status();
+  EXPECT_FALSE(unresolvable.ok());
+  EXPECT_NE(unresolvable.message().find("no-such-host.invalid:2000"), absl::string_view::npos)
+      << unresolvable;
+  DatagramSender::Options options;
+  options.queue_capacity = 1;
+  EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 2000}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(DatagramSender::Create({"localhost", 2000}).ok());
+}
+
+TEST(DatagramSenderTest, SerializesDocumentsOnTheSenderThread) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Paused());
+  ASSERT_NE(sender, nullptr);
+  auto segment = NewSegment(nullptr);
+  segment->End();
+  ASSERT_TRUE(sender->Enqueue(core::DocumentRef{segment}));
+  // Enqueueing only queued the reference.
+  EXPECT_EQ(sender->stats().serialization.documents, 0u);
+  sender->Resume();
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  const std::vector<std::string> received = receiver.Receive(1);
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0], core::kDaemonHeader + core::SerializeDocument({segment}));
+  EXPECT_EQ(sender->stats().serialization.documents, 1u);
+}
+
+// A sink that owns its sender, like UdpEmitter: queued segments keep it alive.
+class OwningSink : public core::SegmentSink {
+ public:
+  OwningSink(std::unique_ptr<DatagramSender> sender, std::promise<void>& destroyed)
+      : sender_(std::move(sender)), destroyed_(destroyed) {}
+  ~OwningSink() override {
+    sender_.reset();
+    destroyed_.set_value();
+  }
+  bool Accept(core::DocumentRef document) override { return sender_->Enqueue(std::move(document)); }
+  DatagramSender& sender() { return *sender_; }
+
+ private:
+  std::unique_ptr<DatagramSender> sender_;
+  std::promise<void>& destroyed_;
+};
+
+TEST(DatagramSenderTest, SenderThreadMayDropTheLastReferenceToItsOwner) {
+  UdpReceiver receiver;
+  std::promise<void> destroyed;
+  auto sink = std::make_shared<OwningSink>(NewSender(receiver.endpoint(), Paused()), destroyed);
+  DatagramSender& sender = sink->sender();
+  auto segment = NewSegment(sink);
+  segment->End();  // queued: the queue holds the segment, which holds the sink
+  segment.reset();
+  sink.reset();
+  sender.Resume();
+  // The sender thread destroys the sink and the sender, then still sends the datagram.
+  EXPECT_EQ(destroyed.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(receiver.Receive(1).size(), 1u);
+}
+
+}  // namespace
+}  // namespace xraysink::emitter

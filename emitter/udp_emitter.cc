@@ -1,0 +1,34 @@
+#include "emitter/udp_emitter.h"
+
+#include <utility>
+
+#include "core/daemon_address.h"
+
+namespace xraysink::emitter {
+
+absl::StatusOr<std::shared_ptr<UdpEmitter>> UdpEmitter::Create(EmitterOptions options) {
+  absl::StatusOr<core::DaemonAddress> address =
+      core::DaemonAddress::FromEnvironment(options.daemon_address);
+  if (!address.ok()) return address.status();
+  DatagramSenderOptions sender_options;
+  sender_options.queue_capacity = options.queue_capacity;
+  sender_options.shutdown_flush_timeout = options.flush_timeout;
+  absl::StatusOr<std::unique_ptr<DatagramSender>> sender =
+      DatagramSender::Create(address->udp, sender_options);
+  if (!sender.ok()) return sender.status();
+  return std::shared_ptr<UdpEmitter>(new UdpEmitter(*std::move(sender)));
+}
+
+UdpEmitter::UdpEmitter(std::unique_ptr<DatagramSender> sender) : sender_(std::move(sender)) {}
+
+bool UdpEmitter::Accept(core::DocumentRef document) {
+  return sender_->Enqueue(std::move(document));
+}
+
+bool UdpEmitter::SendRaw(std::string datagram) { return sender_->Enqueue(std::move(datagram)); }
+
+bool UdpEmitter::Flush(absl::Time deadline) { return sender_->Flush(deadline); }
+
+UdpEmitter::Stats UdpEmitter::stats() const { return sender_->stats(); }
+
+}  // namespace xraysink::emitter
