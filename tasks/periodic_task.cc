@@ -1,0 +1,69 @@
+#include "tasks/periodic_task.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace xraysink::tasks {
+
+namespace asio = boost::asio;
+
+PeriodicTask::PeriodicTask(asio::any_io_executor executor, std::string name,
+                           std::chrono::steady_clock::duration period, Job job, Options options)
+    : executor_(std::move(executor)),
+      name_(std::move(name)),
+      period_(period),
+      job_(std::move(job)),
+      options_(std::move(options)),
+      timer_(executor_) {}
+
+std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor,
+                                                  std::string name,
+                                                  std::chrono::steady_clock::duration period,
+                                                  Job job, Options options) {
+  std::shared_ptr<PeriodicTask> task(new PeriodicTask(std::move(executor), std::move(name),
+                                                      period, std::move(job), std::move(options)));
+  asio::co_spawn(task->executor_, [task]() { return task->Loop(); }, asio::detached);
+  return task;
+}
+
+void PeriodicTask::Stop() {
+  if (stopped_.exchange(true)) return;
+  // The timer belongs to the loop's executor: cancel it there.
+  asio::dispatch(executor_, [self = shared_from_this()] { self->timer_.cancel(); });
+}
+
+asio::awaitable<void> PeriodicTask::RunOnce() {
+  runs_started_.fetch_add(1);
+  try {
+    co_await Traced(name_, job_(), options_.task);
+  } catch (...) {
+    runs_failed_.fetch_add(1);  // recorded on the run's segment; the schedule goes on
+  }
+  running_runs_.fetch_sub(1);
+}
+
+asio::awaitable<void> PeriodicTask::Loop() {
+  // Each run is a new trace, whoever started the schedule.
+  core::CurrentContext().Reset();
+  auto next = std::chrono::steady_clock::now();
+  if (!options_.run_immediately) next += period_;
+  while (!stopped_.load()) {
+    timer_.expires_at(next);
+    boost::system::error_code error;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, error));
+    if (stopped_.load()) break;
+    next += period_;
+    if (running_runs_.load() > 0 && !options_.allow_overlap) {
+      ticks_skipped_.fetch_add(1);
+      continue;
+    }
+    running_runs_.fetch_add(1);
+    auto self = shared_from_this();
+    asio::co_spawn(executor_, [self] { return self->RunOnce(); }, asio::detached);
+  }
+}
+
+}  // namespace xraysink::tasks

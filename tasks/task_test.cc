@@ -1,0 +1,219 @@
+#include "tasks/task.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "context/testing/test_recorder.h"
+#include "context/traced_executor.h"
+#include "tasks/periodic_task.h"
+
+namespace xraysink::tasks {
+namespace {
+
+namespace asio = boost::asio;
+using context::testing::RunPool;
+using context::testing::TestRecorder;
+
+// Documents by name (segments and independently sent subsegments alike).
+std::multimap<std::string, rapidjson::Document> ByName(const TestRecorder& test) {
+  std::multimap<std::string, rapidjson::Document> out;
+  for (auto& document : test.Documents()) {
+    const std::string name = document["name"].GetString();
+    out.emplace(name, std::move(document));
+  }
+  return out;
+}
+
+class TaskTest : public ::testing::Test {
+ protected:
+  TaskTest() {
+    core::RecorderOptions options;
+    options.service_name = "context-test";
+    test_ = std::make_unique<TestRecorder>(options);
+    task_options_.recorder = test_->recorder.get();
+  }
+  void TearDown() override { core::CurrentContext().Reset(); }
+
+  std::unique_ptr<TestRecorder> test_;
+  TaskOptions task_options_;
+};
+
+TEST_F(TaskTest, WithoutATraceAJobStartsANewTrace) {
+  task_options_.origin = "AWS::ECS::Container";
+  task_options_.annotations.emplace_back("batch", int64_t{7});
+  const int result = RunTraced(
+      "nightly_report",
+      [&] {
+        test_->recorder->BeginSubsegment("query");
+        test_->recorder->EndSubsegment();
+        return 42;
+      },
+      task_options_);
+  EXPECT_EQ(result, 42);
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.size(), 1u);
+  const auto& segment = docs.find("context-test")->second;
+  EXPECT_FALSE(segment.HasMember("parent_id"));
+  EXPECT_STREQ(segment["http"]["request"]["url"].GetString(), "task://localhost/nightly_report");
+  EXPECT_STREQ(segment["http"]["request"]["client_ip"].GetString(), "127.0.0.1");
+  EXPECT_EQ(std::string(segment["http"]["request"]["user_agent"].GetString()).rfind(
+                "BackgroundTask xraysink-cpp/", 0),
+            0u);
+  EXPECT_STREQ(segment["origin"].GetString(), "AWS::ECS::Container");
+  EXPECT_EQ(segment["annotations"]["batch"].GetInt(), 7);
+  EXPECT_STREQ(segment["subsegments"][0]["name"].GetString(), "query");
+  EXPECT_EQ(core::CurrentContext().current(), nullptr);  // the caller's context is untouched
+}
+
+TEST_F(TaskTest, ExceptionsAreFaultsAndRethrown) {
+  EXPECT_THROW(RunTraced("fails", [] { throw std::runtime_error("disk full"); }, task_options_),
+               std::runtime_error);
+  auto docs = ByName(*test_);
+  const auto& segment = docs.begin()->second;
+  EXPECT_TRUE(segment["fault"].GetBool());
+  EXPECT_STREQ(segment["cause"]["exceptions"][0]["message"].GetString(), "disk full");
+}
+
+TEST_F(TaskTest, CancellationIsNotAFault) {
+  EXPECT_THROW(RunTraced(
+                   "cancelled",
+                   [] {
+                     throw boost::system::system_error(asio::error::operation_aborted);
+                   },
+                   task_options_),
+               boost::system::system_error);
+  auto docs = ByName(*test_);
+  const auto& segment = docs.begin()->second;
+  EXPECT_FALSE(segment.HasMember("fault"));
+  EXPECT_TRUE(segment["annotations"]["cancelled"].GetBool());
+}
+
+TEST_F(TaskTest, InsideATraceAJobIsItsOwnSegmentUnderCreateTask) {
+  const std::string trace_id =
+      test_->recorder->BeginSegment("request")->trace_id().ToString();
+  RunTraced("send_email", [] {}, task_options_);
+  test_->recorder->EndSegment();
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.size(), 2u);
+  const auto& request_json = docs.find("request")->second;
+  const auto& created = request_json["subsegments"][0];
+  EXPECT_STREQ(created["name"].GetString(), "Create Task: send_email");
+  EXPECT_STREQ(created["http"]["request"]["url"].GetString(), "task://localhost/send_email");
+  const auto& job = docs.find("send_email")->second;
+  EXPECT_EQ(job["trace_id"].GetString(), trace_id);
+  EXPECT_STREQ(job["parent_id"].GetString(), created["id"].GetString());
+}
+
+// A request coroutine starts a job that outlives it: the request's segment goes out first, the
+// job's later, linked to it; three levels of nested jobs, on a 4-thread pool.
+TEST_F(TaskTest, AwaitableJobsOutliveTheirStarterThreeLevelsDeep) {
+  asio::io_context io;
+  auto executor = context::MakeTracedExecutor(io.get_executor());
+  std::atomic<int> finished{0};
+  core::Recorder& recorder = *test_->recorder;
+  const TaskOptions options = task_options_;
+
+  std::function<asio::awaitable<void>(int)> job = [&](int level) -> asio::awaitable<void> {
+    recorder.BeginSubsegment("step-" + std::to_string(level));
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+    co_await timer.async_wait(asio::use_awaitable);
+    if (level < 3) {
+      asio::co_spawn(co_await asio::this_coro::executor,
+                     Traced("level" + std::to_string(level + 1), job(level + 1), options),
+                     asio::detached);
+    }
+    recorder.EndSubsegment();
+    ++finished;
+  };
+  asio::co_spawn(
+      executor,
+      [&]() -> asio::awaitable<void> {
+        recorder.BeginSegment("request");
+        asio::co_spawn(co_await asio::this_coro::executor, Traced("level1", job(1), options),
+                       asio::detached);
+        recorder.EndSegment();  // the request is done before its job
+        co_return;
+      },
+      asio::detached);
+  ASSERT_TRUE(RunPool(io, 4));
+  EXPECT_EQ(finished.load(), 3);
+
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.size(), 4u);
+  const std::string trace = docs.find("request")->second["trace_id"].GetString();
+  std::string parent_created = docs.find("request")->second["subsegments"][0]["id"].GetString();
+  for (int level = 1; level <= 3; ++level) {
+    const auto& segment = docs.find("level" + std::to_string(level))->second;
+    EXPECT_EQ(segment["trace_id"].GetString(), trace);
+    EXPECT_EQ(segment["parent_id"].GetString(), parent_created) << level;
+    const auto& step = segment["subsegments"][0];
+    EXPECT_EQ(std::string(step["name"].GetString()), "step-" + std::to_string(level));
+    if (level < 3) {
+      const auto& created = step["subsegments"][0];
+      EXPECT_EQ(std::string(created["name"].GetString()),
+                "Create Task: level" + std::to_string(level + 1));
+      parent_created = created["id"].GetString();
+    }
+  }
+}
+
+TEST_F(TaskTest, PeriodicRunsAreSeparateTracesAndNeverOverlap) {
+  asio::io_context io;
+  auto executor = context::MakeTracedExecutor(io.get_executor());
+  std::atomic<int> active{0}, max_active{0}, completed{0};
+  std::shared_ptr<PeriodicTask> periodic;
+  PeriodicTask::Options options;
+  options.task = task_options_;
+  options.run_immediately = true;
+  // Each run lasts 3 periods: overlapping ticks must be skipped.
+  periodic = PeriodicTask::Start(
+      executor, "poll", std::chrono::milliseconds(2),
+      [&]() -> asio::awaitable<void> {
+        const int now = ++active;
+        int seen = max_active.load();
+        while (now > seen && !max_active.compare_exchange_weak(seen, now)) {
+        }
+        asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(6));
+        co_await timer.async_wait(asio::use_awaitable);
+        --active;
+        if (++completed == 3) periodic->Stop();
+      },
+      options);
+  ASSERT_TRUE(RunPool(io, 4));
+  EXPECT_EQ(max_active.load(), 1);
+  EXPECT_GE(periodic->ticks_skipped(), 1u);
+  EXPECT_EQ(periodic->runs_started(), 3u);
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.size(), 3u);
+  std::set<std::string> traces;
+  for (auto& [name, doc] : docs) {
+    EXPECT_EQ(name, "context-test");
+    EXPECT_FALSE(doc.HasMember("parent_id"));
+    traces.insert(doc["trace_id"].GetString());
+  }
+  EXPECT_EQ(traces.size(), 3u);
+}
+
+TEST_F(TaskTest, DisabledRecorderRunsTheJobUntraced) {
+  core::RecorderOptions options;
+  options.enabled = false;
+  TestRecorder disabled(options);
+  TaskOptions task_options;
+  task_options.recorder = disabled.recorder.get();
+  EXPECT_EQ(RunTraced("x", [] { return 5; }, task_options), 5);
+  EXPECT_TRUE(disabled.Documents().empty());
+}
+
+}  // namespace
+}  // namespace xraysink::tasks
