@@ -1,0 +1,248 @@
+// xray_local: a stand-in for the X-Ray daemon on a developer machine. Listens for segment
+// datagrams on UDP, checks them as the daemon and the service would, and prints every finished
+// trace as a tree. See kUsage.
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "tools/local_daemon/datagram.h"
+#include "tools/local_daemon/trace_assembler.h"
+#include "tools/local_daemon/trace_printer.h"
+#include "tools/local_daemon/udp_listener.h"
+
+namespace {
+
+using xraysink::tools::Trace;
+using xraysink::tools::TraceAssembler;
+using xraysink::tools::UdpListener;
+
+constexpr char kUsage[] =
+    R"(usage: xray_local [--address HOST:PORT] [--jsonl FILE] [--quiet-ms N]
+                  [--exit-after-traces N] [--stats]
+
+Receives X-Ray segment documents over UDP like the X-Ray daemon and prints each finished trace
+as a tree on stdout. Malformed datagrams are reported on stderr. SIGINT/SIGTERM print the traces
+still pending and exit.
+
+  --address HOST:PORT     where to listen (default 127.0.0.1:2000; port 0 picks a free one).
+                          The first line printed is "listening on HOST:PORT".
+  --jsonl FILE            append every received document to FILE, one JSON per line
+  --quiet-ms N            a complete trace is printed after N ms without new documents
+                          (default 1000), leaving time for its late segments
+  --exit-after-traces N   exit after printing N traces
+  --stats                 print counters on stderr at exit
+)";
+
+struct Options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 2000;
+  std::string jsonl;
+  absl::Duration quiet = absl::Seconds(1);
+  std::optional<int64_t> exit_after_traces;
+  bool stats = false;
+  bool help = false;
+};
+
+absl::Status BadValue(std::string_view flag, std::string_view value, std::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "bad ", std::string(flag), " '", std::string(value), "': expected ", std::string(expected)));
+}
+
+absl::Status ParseAddress(std::string_view value, Options& options) {
+  const size_t colon = value.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(absl::string_view(value.data() + colon + 1, value.size() - colon - 1),
+                        &port) ||
+      port > 65535) {
+    return BadValue("--address", value, "HOST:PORT with a port from 0 to 65535");
+  }
+  options.host = std::string(value.substr(0, colon));
+  options.port = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ParseCount(std::string_view flag, std::string_view value, int64_t min) {
+  int64_t number = 0;
+  if (!absl::SimpleAtoi(absl::string_view(value.data(), value.size()), &number) || number < min) {
+    return BadValue(flag, value, absl::StrCat("an integer >= ", min));
+  }
+  return number;
+}
+
+// Flags as `--name value` or `--name=value`.
+absl::StatusOr<Options> ParseArguments(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    std::optional<std::string_view> inline_value;
+    if (const size_t equals = flag.find('='); equals != std::string_view::npos) {
+      inline_value = flag.substr(equals + 1);
+      flag = flag.substr(0, equals);
+    }
+    if (flag == "--help" || flag == "-h" || flag == "--stats") {
+      if (inline_value)
+        return absl::InvalidArgumentError(absl::StrCat(argv[i], ": takes no value"));
+      (flag == "--stats" ? options.stats : options.help) = true;
+      continue;
+    }
+    if (flag != "--address" && flag != "--jsonl" && flag != "--quiet-ms" &&
+        flag != "--exit-after-traces") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown argument '", argv[i], "'"));
+    }
+    if (!inline_value && i + 1 == argc) {
+      return absl::InvalidArgumentError(absl::StrCat(std::string(flag), " needs a value"));
+    }
+    const std::string_view value = inline_value ? *inline_value : argv[++i];
+    if (flag == "--address") {
+      if (absl::Status s = ParseAddress(value, options); !s.ok()) return s;
+    } else if (flag == "--jsonl") {
+      if (value.empty()) return BadValue(flag, value, "a file name");
+      options.jsonl = std::string(value);
+    } else {
+      absl::StatusOr<int64_t> count = ParseCount(flag, value, flag == "--quiet-ms" ? 0 : 1);
+      if (!count.ok()) return count.status();
+      if (flag == "--quiet-ms") {
+        options.quiet = absl::Milliseconds(*count);
+      } else {
+        options.exit_after_traces = *count;
+      }
+    }
+  }
+  return options;
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+UdpListener* g_listener = nullptr;
+
+void OnStopSignal(int) {
+  g_stop = 1;
+  g_listener->Wake();
+}
+
+class LocalDaemon {
+ public:
+  LocalDaemon(const Options& options, UdpListener& listener, std::FILE* jsonl)
+      : options_(options), listener_(listener), jsonl_(jsonl), assembler_(options.quiet) {}
+
+  // Receives until signalled or done; returns the exit code.
+  int Run() {
+    while (g_stop == 0) {
+      const absl::Time now = absl::Now();
+      if (Print(assembler_.TakeFinished(now))) return Exit(0);
+      const std::optional<absl::Time> next = assembler_.NextFinishTime();
+      absl::StatusOr<std::optional<std::string>> datagram =
+          listener_.Receive(next ? *next - now : absl::InfiniteDuration());
+      if (!datagram.ok()) {
+        std::fprintf(stderr, "xray_local: %s\n", std::string(datagram.status().message()).c_str());
+        return Exit(1);
+      }
+      if (datagram->has_value()) Handle(**datagram);
+    }
+    Print(assembler_.TakeAll());
+    return Exit(0);
+  }
+
+ private:
+  void Handle(const std::string& datagram) {
+    ++datagrams_;
+    absl::StatusOr<xraysink::tools::ReceivedDocument> document =
+        xraysink::tools::ParseDatagram(datagram);
+    if (!document.ok()) {
+      ++malformed_;
+      std::fprintf(stderr, "xray_local: malformed datagram #%llu (%zu bytes): %s\n",
+                   static_cast<unsigned long long>(malformed_), datagram.size(),
+                   std::string(document.status().message()).c_str());
+      return;
+    }
+    if (jsonl_ != nullptr) {
+      std::fprintf(jsonl_, "%s\n", document->CompactJson().c_str());
+      std::fflush(jsonl_);
+    }
+    assembler_.Add(*std::move(document), absl::Now());
+  }
+
+  // Prints `traces`; true when --exit-after-traces is reached.
+  bool Print(const std::vector<Trace>& traces) {
+    for (const Trace& trace : traces) {
+      std::fputs(xraysink::tools::FormatTrace(trace).c_str(), stdout);
+      ++printed_;
+    }
+    std::fflush(stdout);
+    return options_.exit_after_traces && printed_ >= *options_.exit_after_traces;
+  }
+
+  int Exit(int code) {
+    if (options_.stats) {
+      std::fprintf(
+          stderr, "xray_local: %llu datagrams, %llu malformed, %llu traces printed, %zu pending\n",
+          static_cast<unsigned long long>(datagrams_), static_cast<unsigned long long>(malformed_),
+          static_cast<unsigned long long>(printed_), assembler_.TraceIds().size());
+    }
+    return code;
+  }
+
+  const Options& options_;
+  UdpListener& listener_;
+  std::FILE* const jsonl_;
+  TraceAssembler assembler_;
+  uint64_t datagrams_ = 0;
+  uint64_t malformed_ = 0;
+  int64_t printed_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<Options> options = ParseArguments(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "xray_local: %s\nRun xray_local --help for usage.\n",
+                 std::string(options.status().message()).c_str());
+    return 2;
+  }
+  if (options->help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  absl::StatusOr<std::unique_ptr<UdpListener>> listener =
+      UdpListener::Bind(options->host, options->port);
+  if (!listener.ok()) {
+    std::fprintf(stderr, "xray_local: %s\n", std::string(listener.status().message()).c_str());
+    return 1;
+  }
+  std::FILE* jsonl = nullptr;
+  if (!options->jsonl.empty()) {
+    jsonl = std::fopen(options->jsonl.c_str(), "a");
+    if (jsonl == nullptr) {
+      std::perror(absl::StrCat("xray_local: cannot open ", options->jsonl).c_str());
+      return 1;
+    }
+  }
+  g_listener = listener->get();
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  std::printf("listening on %s:%u\n", options->host.c_str(), (*listener)->port());
+  std::fflush(stdout);
+  const int code = LocalDaemon(*options, **listener, jsonl).Run();
+  // The handlers use the listener, which is about to go.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (jsonl != nullptr) std::fclose(jsonl);
+  return code;
+}

@@ -1,0 +1,81 @@
+#include "tools/local_daemon/trace_assembler.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace xraysink::tools {
+
+void TraceAssembler::Add(ReceivedDocument document, absl::Time now) {
+  const ReceivedEntity& entity = document.entity();
+  auto [it, inserted] = traces_.try_emplace(entity.trace_id);
+  Pending& pending = it->second;
+  if (inserted) pending.sequence = next_sequence_++;
+  pending.last_arrival = now;
+  auto same =
+      std::find_if(pending.documents.begin(), pending.documents.end(),
+                   [&](const ReceivedDocument& old) { return old.entity().id == entity.id; });
+  if (same == pending.documents.end()) {
+    pending.documents.push_back(std::move(document));
+  } else if (entity.ended() || !same->entity().ended()) {
+    *same = std::move(document);
+  }
+  pending.complete = Trace(it->first, pending.documents).complete();
+}
+
+std::vector<std::string> TraceAssembler::TraceIds() const {
+  std::vector<std::pair<uint64_t, std::string>> ordered;
+  for (const auto& [id, pending] : traces_) ordered.emplace_back(pending.sequence, id);
+  std::sort(ordered.begin(), ordered.end());
+  std::vector<std::string> ids;
+  for (auto& entry : ordered) ids.push_back(std::move(entry.second));
+  return ids;
+}
+
+std::optional<Trace> TraceAssembler::Get(std::string_view trace_id) const {
+  const auto it = traces_.find(trace_id);
+  if (it == traces_.end()) return std::nullopt;
+  return Trace(it->first, it->second.documents);
+}
+
+bool TraceAssembler::IsFinished(std::string_view trace_id, absl::Time now) const {
+  const auto it = traces_.find(trace_id);
+  return it != traces_.end() && Finished(it->second, now);
+}
+
+std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
+  std::optional<absl::Time> next;
+  for (const auto& [id, pending] : traces_) {
+    if (!pending.complete) continue;
+    const absl::Time at = pending.last_arrival + quiet_period_;
+    if (!next || at < *next) next = at;
+  }
+  return next;
+}
+
+template <typename Predicate>
+std::vector<Trace> TraceAssembler::Take(Predicate take) {
+  std::vector<std::pair<uint64_t, Trace>> taken;
+  for (auto it = traces_.begin(); it != traces_.end();) {
+    if (!take(it->second)) {
+      ++it;
+      continue;
+    }
+    taken.emplace_back(it->second.sequence, Trace(it->first, std::move(it->second.documents)));
+    it = traces_.erase(it);
+  }
+  std::sort(taken.begin(), taken.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Trace> traces;
+  for (auto& entry : taken) traces.push_back(std::move(entry.second));
+  return traces;
+}
+
+std::vector<Trace> TraceAssembler::TakeFinished(absl::Time now) {
+  return Take([&](const Pending& pending) { return Finished(pending, now); });
+}
+
+std::vector<Trace> TraceAssembler::TakeAll() {
+  return Take([](const Pending&) { return true; });
+}
+
+}  // namespace xraysink::tools

@@ -1,0 +1,67 @@
+#ifndef XRAYSINK_TOOLS_LOCAL_DAEMON_TRACE_ASSEMBLER_H_
+#define XRAYSINK_TOOLS_LOCAL_DAEMON_TRACE_ASSEMBLER_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "tools/local_daemon/datagram.h"
+#include "tools/local_daemon/trace.h"
+
+namespace xraysink::tools {
+
+// Groups received documents by trace id and tells when a trace is finished: it is complete
+// (every entity ended, no streamed subsegment waiting for its parent) and no document of it
+// arrived for the quiet period, which gives late segments of the trace (a background task's,
+// a downstream service's) time to arrive. Not thread-safe.
+class TraceAssembler {
+ public:
+  explicit TraceAssembler(absl::Duration quiet_period) : quiet_period_(quiet_period) {}
+
+  // Adds a document received at `now`. A document for an entity already received as the root
+  // of another document replaces it, unless that one had ended and this one has not (an
+  // in-progress fragment arriving after the complete document).
+  void Add(ReceivedDocument document, absl::Time now);
+
+  // Trace ids in order of first arrival.
+  std::vector<std::string> TraceIds() const;
+  // The trace as assembled so far, or nullopt for an unknown id.
+  std::optional<Trace> Get(std::string_view trace_id) const;
+  bool IsFinished(std::string_view trace_id, absl::Time now) const;
+  // When the earliest complete trace becomes finished if nothing more arrives (possibly in the
+  // past); nullopt when no trace is complete.
+  std::optional<absl::Time> NextFinishTime() const;
+
+  // Removes and returns the finished traces, oldest first. A later document of the same trace
+  // id starts it anew.
+  std::vector<Trace> TakeFinished(absl::Time now);
+  // Removes and returns every trace, finished or not, oldest first (at shutdown).
+  std::vector<Trace> TakeAll();
+
+ private:
+  struct Pending {
+    uint64_t sequence = 0;  // order of first arrival
+    std::vector<ReceivedDocument> documents;
+    absl::Time last_arrival;
+    bool complete = false;
+  };
+
+  bool Finished(const Pending& pending, absl::Time now) const {
+    return pending.complete && now - pending.last_arrival >= quiet_period_;
+  }
+  // Removes and returns the traces `take` selects, oldest first.
+  template <typename Predicate>
+  std::vector<Trace> Take(Predicate take);
+
+  const absl::Duration quiet_period_;
+  uint64_t next_sequence_ = 0;
+  std::map<std::string, Pending, std::less<>> traces_;
+};
+
+}  // namespace xraysink::tools
+
+#endif  // XRAYSINK_TOOLS_LOCAL_DAEMON_TRACE_ASSEMBLER_H_

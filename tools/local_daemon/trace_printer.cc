@@ -1,0 +1,132 @@
+#include "tools/local_daemon/trace_printer.h"
+
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace xraysink::tools {
+namespace {
+
+const rapidjson::Value* Member(const rapidjson::Value& object, const char* key) {
+  if (!object.IsObject()) return nullptr;
+  const auto member = object.FindMember(key);
+  return member == object.MemberEnd() ? nullptr : &member->value;
+}
+
+// Text with control characters escaped, so that an entity stays on one line (exception
+// messages often span several).
+std::string OneLine(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string OneLine(const rapidjson::Value& string) {
+  return OneLine(std::string_view(string.GetString(), string.GetStringLength()));
+}
+
+// Appends " <text>" for a string member, " <number>" for an integer one.
+void AppendScalar(const rapidjson::Value* value, std::string& line) {
+  if (value == nullptr) return;
+  if (value->IsString()) absl::StrAppend(&line, " ", OneLine(*value));
+  if (value->IsInt64()) absl::StrAppend(&line, " ", value->GetInt64());
+}
+
+std::string AnnotationValue(const rapidjson::Value& value) {
+  if (value.IsString()) return OneLine(value);
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  value.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+void AppendCause(const rapidjson::Value* cause, std::string& line) {
+  if (cause == nullptr) return;
+  if (cause->IsString()) {
+    absl::StrAppend(&line, " cause: see exception ", OneLine(*cause));
+    return;
+  }
+  const rapidjson::Value* exceptions = Member(*cause, "exceptions");
+  if (exceptions == nullptr || !exceptions->IsArray()) return;
+  for (const rapidjson::Value& exception : exceptions->GetArray()) {
+    const rapidjson::Value* type = Member(exception, "type");
+    const rapidjson::Value* message = Member(exception, "message");
+    const bool has_type = type != nullptr && type->IsString();
+    const bool has_message = message != nullptr && message->IsString();
+    absl::StrAppend(&line, " cause: ", has_type ? OneLine(*type) : "",
+                    has_type && has_message ? ": " : "", has_message ? OneLine(*message) : "");
+  }
+}
+
+std::string EntityLine(const TraceNode& node) {
+  const ReceivedEntity& entity = *node.entity;
+  const rapidjson::Value& json = *entity.json;
+  std::string line = OneLine(entity.name);
+  if (entity.is_segment) line += " (segment)";
+  if (entity.ended()) {
+    absl::StrAppend(&line,
+                    absl::StrFormat(" %.1f ms", (*entity.end_time - entity.start_time) * 1e3));
+  } else {
+    line += " in progress";
+  }
+  if (const rapidjson::Value* http = Member(json, "http")) {
+    if (const rapidjson::Value* request = Member(*http, "request")) {
+      AppendScalar(Member(*request, "method"), line);
+      AppendScalar(Member(*request, "url"), line);
+    }
+    if (const rapidjson::Value* response = Member(*http, "response")) {
+      AppendScalar(Member(*response, "status"), line);
+    }
+  }
+  for (const char* flag : {"error", "fault", "throttle"}) {
+    const rapidjson::Value* value = Member(json, flag);
+    if (value != nullptr && value->IsBool() && value->GetBool()) absl::StrAppend(&line, " !", flag);
+  }
+  if (const rapidjson::Value* annotations = Member(json, "annotations");
+      annotations != nullptr && annotations->IsObject()) {
+    for (const auto& annotation : annotations->GetObject()) {
+      absl::StrAppend(&line, " ", OneLine(annotation.name), "=", AnnotationValue(annotation.value));
+    }
+  }
+  AppendCause(Member(json, "cause"), line);
+  if (node.orphan) absl::StrAppend(&line, " (orphan: parent ", entity.parent_id, " not received)");
+  return line;
+}
+
+void AppendTree(const std::vector<TraceNode>& nodes, int depth, std::string& out) {
+  for (const TraceNode& node : nodes) {
+    absl::StrAppend(&out, std::string(2 * depth, ' '), EntityLine(node), "\n");
+    AppendTree(node.children, depth + 1, out);
+  }
+}
+
+}  // namespace
+
+std::string FormatTrace(const Trace& trace) {
+  std::string out = absl::StrCat("trace ", trace.id(), "\n");
+  AppendTree(trace.roots(), 1, out);
+  return out;
+}
+
+}  // namespace xraysink::tools

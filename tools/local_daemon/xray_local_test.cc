@@ -1,0 +1,244 @@
+// Runs the real xray_local binary and talks to it over UDP.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "rapidjson/document.h"
+#include "tools/local_daemon/datagram.h"
+#include "tools/local_daemon/udp_listener.h"
+
+extern char** environ;
+
+namespace xraysink::tools {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr absl::Duration kTimeout = absl::Seconds(30);
+
+std::filesystem::path Runfile(const std::string& path) {
+  return std::filesystem::path(std::getenv("TEST_SRCDIR")) / std::getenv("TEST_WORKSPACE") / path;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Corpus(const std::string& name) {
+  return ReadFile(Runfile("integration_tests/testdata/corpus/" + name));
+}
+
+void Send(uint16_t port, const std::string& datagram) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(sendto(fd, datagram.data(), datagram.size(), 0,
+                   reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
+            static_cast<ssize_t>(datagram.size()));
+  close(fd);
+}
+
+// xray_local as a child process, its stdout and stderr captured through pipes.
+class XrayLocal {
+ public:
+  explicit XrayLocal(std::vector<std::string> args) {
+    args.insert(args.begin(), Runfile("tools/local_daemon/xray_local"));
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    int out[2], err[2];
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    EXPECT_EQ(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    close(err[1]);
+    fds_[0] = out[0];
+    fds_[1] = err[0];
+  }
+
+  ~XrayLocal() {
+    if (pid_ > 0 && exit_code_ == kRunning) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    for (int fd : fds_) close(fd);
+  }
+
+  // The first stdout line, without '\n' ("" if none came in time).
+  std::string FirstLine() {
+    Pump([&] { return out_.find('\n') != std::string::npos; });
+    return out_.substr(0, out_.find('\n'));
+  }
+  // The port from "listening on 127.0.0.1:PORT" (0 if the line is not that).
+  uint16_t Port() {
+    const std::string line = FirstLine();
+    const std::string prefix = "listening on 127.0.0.1:";
+    uint32_t port = 0;
+    if (line.rfind(prefix, 0) != 0 || !absl::SimpleAtoi(line.substr(prefix.size()), &port) ||
+        port > 65535) {
+      ADD_FAILURE() << "unexpected first line: " << line << "\nstderr: " << err_;
+      return 0;
+    }
+    return static_cast<uint16_t>(port);
+  }
+  // Waits until stderr contains `text`.
+  bool AwaitStderr(const std::string& text) {
+    return Pump([&] { return err_.find(text) != std::string::npos; });
+  }
+  void Signal(int signal) { kill(pid_, signal); }
+  // Reads both outputs to their end and reaps the process; its exit code, or -1 when it did not
+  // exit in time (then it is killed) or did not exit normally.
+  int Wait() {
+    if (!Pump([] { return false; })) kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_;
+  }
+
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  static constexpr int kRunning = -2;
+
+  // Reads what the child writes until `done()`, both pipes closed (true), or kTimeout (false).
+  bool Pump(const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + kTimeout;
+    while (!done()) {
+      pollfd fds[2] = {{open_[0] ? fds_[0] : -1, POLLIN, 0}, {open_[1] ? fds_[1] : -1, POLLIN, 0}};
+      if (!open_[0] && !open_[1]) return true;
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration() ||
+          poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) < 0) {
+        return false;
+      }
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents == 0) continue;
+        char buffer[4096];
+        const ssize_t size = read(fds_[i], buffer, sizeof(buffer));
+        if (size <= 0) {
+          open_[i] = false;
+        } else {
+          (i == 0 ? out_ : err_).append(buffer, static_cast<size_t>(size));
+        }
+      }
+    }
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int fds_[2] = {-1, -1};
+  bool open_[2] = {true, true};
+  int exit_code_ = kRunning;
+  std::string out_, err_;
+};
+
+TEST(XrayLocalTest, PrintsAReceivedTraceAndAppendsItToJsonl) {
+  const std::string jsonl = absl::StrCat(std::getenv("TEST_TMPDIR"), "/segments.jsonl");
+  XrayLocal xray_local(
+      {"--address", "127.0.0.1:0", "--exit-after-traces", "1", "--jsonl", jsonl, "--quiet-ms=20"});
+  const uint16_t port = xray_local.Port();
+  ASSERT_NE(port, 0);
+  const std::string document = Corpus("awsdocs-segment-with-embedded-subsegment.json");
+  Send(port, "not a datagram");
+  Send(port, MakeDatagram(document));
+
+  ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
+  EXPECT_EQ(xray_local.out(), absl::StrCat("listening on 127.0.0.1:", port, "\n",
+                                           R"(trace 1-5759e988-bd862e3fe1be46a994272793
+  www.example.com (segment) 29.0 ms GET https://www.example.com/health 200
+    api.example.com 26.1 ms POST https://api.example.com/health 200
+)"));
+  EXPECT_EQ(xray_local.err(),
+            "xray_local: malformed datagram #1 (14 bytes): bad datagram: no header line\n");
+
+  const std::string lines = ReadFile(jsonl);
+  ASSERT_THAT(lines, StartsWith("{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\""));
+  ASSERT_EQ(lines.find('\n'), lines.size() - 1) << "one document, one line";
+  rapidjson::Document written, sent;
+  written.Parse(lines.data(), lines.size() - 1);
+  sent.Parse(document.data(), document.size());
+  EXPECT_TRUE(written == sent);
+}
+
+TEST(XrayLocalTest, PrintsPendingTracesOnSigterm) {
+  XrayLocal xray_local({"--address", "127.0.0.1:0", "--quiet-ms", "600000", "--stats"});
+  const uint16_t port = xray_local.Port();
+  ASSERT_NE(port, 0);
+  Send(port, MakeDatagram(Corpus("awsdocs-in-progress-segment.json")));
+  // Datagrams from one socket are handled in order: once this one is reported, the segment is in.
+  Send(port, "not a datagram");
+  ASSERT_TRUE(xray_local.AwaitStderr("malformed datagram #1")) << xray_local.err();
+  xray_local.Signal(SIGTERM);
+
+  ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
+  EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
+                                          "  example.com (segment) in progress\n"));
+  EXPECT_THAT(xray_local.err(),
+              HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed, 0 pending\n"));
+}
+
+TEST(XrayLocalTest, FailsClearlyWhenThePortIsTaken) {
+  absl::StatusOr<std::unique_ptr<UdpListener>> taken = UdpListener::Bind("127.0.0.1", 0);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*taken)->port());
+  XrayLocal xray_local({"--address", address});
+  EXPECT_EQ(xray_local.Wait(), 1);
+  EXPECT_EQ(xray_local.out(), "");
+  EXPECT_EQ(xray_local.err(),
+            absl::StrCat("xray_local: cannot listen on ", address, ": Address already in use\n"));
+}
+
+TEST(XrayLocalTest, RejectsBadArguments) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--bogus"}, "unknown argument '--bogus'"},
+      {{"extra"}, "unknown argument 'extra'"},
+      {{"--address", "nowhere"}, "bad --address 'nowhere'"},
+      {{"--address=127.0.0.1:70000"}, "bad --address '127.0.0.1:70000'"},
+      {{"--quiet-ms", "-1"}, "bad --quiet-ms '-1': expected an integer >= 0"},
+      {{"--exit-after-traces", "0"}, "bad --exit-after-traces '0': expected an integer >= 1"},
+      {{"--jsonl"}, "--jsonl needs a value"},
+      {{"--stats=yes"}, "--stats=yes: takes no value"},
+  };
+  for (const auto& [args, error] : cases) {
+    XrayLocal xray_local(args);
+    EXPECT_EQ(xray_local.Wait(), 2) << error;
+    EXPECT_THAT(xray_local.err(), HasSubstr(absl::StrCat("xray_local: ", error)));
+    EXPECT_THAT(xray_local.err(), HasSubstr("Run xray_local --help for usage."));
+  }
+}
+
+}  // namespace
+}  // namespace xraysink::tools
