@@ -4,7 +4,7 @@ Nothing here downloads: every repository points at files that tools/setup.sh ins
 """
 
 def xraysink_system_dependencies():
-    for name in ["absl", "boost", "httplib", "rapidjson", "gtest", "benchmark"]:
+    for name in ["absl", "boost", "httplib", "rapidjson", "gtest", "benchmark", "spdlog"]:
         native.new_local_repository(
             name = name,
             path = "/usr/include",
