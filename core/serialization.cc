@@ -1,22 +1,23 @@
 #include "core/serialization.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 
 #include "core/entity.h"
+#include "core/internal/json_writer.h"
 #include "core/internal/text.h"
 #include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
 
 namespace xraysink::core {
 namespace {
 
-constexpr size_t kMaxFieldChars = 250;       // http strings, user
+constexpr size_t kMaxFieldChars = 250;        // http strings, user
 constexpr size_t kMaxAnnotationChars = 1000;  // annotation strings
 constexpr size_t kMaxTextChars = 32 * 1024;   // any other string (messages, queries, metadata)
 constexpr size_t kTrimmedTextChars = 256;     // strings once a document is trimmed to fit
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+using internal::JsonWriter;
 
 // How much of an entity goes into a document.
 struct Shape {
@@ -37,12 +38,14 @@ class DocumentWriter {
   }
 
  private:
-  void Key(std::string_view key) { writer_.Key(key.data(), static_cast<unsigned>(key.size())); }
+  // Keys written here are our field names or annotation keys (validated when put): nothing in
+  // them needs escaping.
+  void Key(std::string_view key) { writer_.CleanKey(key.data(), key.size()); }
 
   void String(std::string_view text, size_t max_chars = kMaxTextChars) {
     if (shape_.trimmed) max_chars = std::min(max_chars, kTrimmedTextChars);
     const std::string_view valid = internal::ValidUtf8(text, max_chars, scratch_);
-    writer_.String(valid.data(), static_cast<unsigned>(valid.size()));
+    writer_.String(valid.data(), valid.size());
   }
 
   void Field(std::string_view key, std::string_view value, size_t max_chars = kMaxTextChars) {
@@ -59,29 +62,52 @@ class DocumentWriter {
     }
   }
 
+  // Writes the last 2*N decimal digits of `value` at `out`. Each pair is computed from `value`
+  // on its own, so the divisions run in parallel rather than as one long chain.
+  template <int N>
+  static void PutDigitPairs(uint32_t value, char* out) {
+    static constexpr char kPairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    uint32_t divisor = 1;
+    for (int i = N - 1; i >= 0; --i) {
+      const uint32_t pair = (value / divisor) % 100;
+      out[2 * i] = kPairs[2 * pair];
+      out[2 * i + 1] = kPairs[2 * pair + 1];
+      divisor *= 100;
+    }
+  }
+
   // Epoch seconds with microseconds, written without floating-point formatting (Grisu costs
   // ~100 ns a number; timestamps are most of a document's numbers).
   void Timestamp(double seconds) {
-    if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e12) {
+    if (!std::isfinite(seconds) || seconds < 0 || seconds >= 4e9) {
       Number(seconds);
       return;
     }
-    const auto micros = static_cast<uint64_t>(std::llround(seconds * 1e6));
+    auto whole = static_cast<uint32_t>(seconds);
+    auto fraction = static_cast<uint32_t>((seconds - whole) * 1e6 + 0.5);
+    if (fraction >= 1000000) {
+      ++whole;
+      fraction -= 1000000;
+    }
     char text[32];
     char* end = text + sizeof(text);
-    char* p = end;
-    uint64_t fraction = micros % 1000000;
-    for (int i = 0; i < 6; ++i) {
-      *--p = static_cast<char>('0' + fraction % 10);
-      fraction /= 10;
+    char* p = end - 7;
+    p[0] = '.';
+    PutDigitPairs<3>(fraction, p + 1);
+    if (whole >= 1000000000) {  // every date from 2001 to 2106: ten digits
+      p -= 10;
+      PutDigitPairs<5>(whole, p);
+    } else {
+      uint32_t rest = whole;
+      do {
+        *--p = static_cast<char>('0' + rest % 10);
+        rest /= 10;
+      } while (rest != 0);
     }
-    *--p = '.';
-    uint64_t whole = micros / 1000000;
-    do {
-      *--p = static_cast<char>('0' + whole % 10);
-      whole /= 10;
-    } while (whole != 0);
-    writer_.RawValue(p, static_cast<size_t>(end - p), rapidjson::kNumberType);
+    writer_.RawNumber(p, static_cast<size_t>(end - p));
   }
 
   void Id(std::string_view key, EntityId id) {
@@ -94,7 +120,7 @@ class DocumentWriter {
   void Name(std::string_view name) {
     const std::string_view valid = internal::EntityName(name, scratch_);
     Key("name");
-    writer_.String(valid.data(), static_cast<unsigned>(valid.size()));
+    writer_.String(valid.data(), valid.size());
   }
 
   void Json(const JsonValue& value) {
@@ -281,7 +307,22 @@ class DocumentWriter {
     if (metadata.empty()) return;
     Key("metadata");
     writer_.StartObject();
-    // Entries are grouped by namespace in first-use order.
+    // Entries are grouped by namespace in first-use order. Usually there is one namespace:
+    // then no bookkeeping is needed.
+    const bool one_namespace =
+        std::all_of(metadata.begin() + 1, metadata.end(),
+                    [&](const Entity::MetadataEntry& entry) { return entry.ns == metadata[0].ns; });
+    if (one_namespace) {
+      String(metadata[0].ns);
+      writer_.StartObject();
+      for (const auto& entry : metadata) {
+        String(entry.key);
+        Json(entry.value);
+      }
+      writer_.EndObject();
+      writer_.EndObject();
+      return;
+    }
     std::vector<bool> written(metadata.size(), false);
     for (size_t i = 0; i < metadata.size(); ++i) {
       if (written[i]) continue;
@@ -388,8 +429,8 @@ class DocumentWriter {
   }
 
   void WriteService(const Segment& segment) {
-    const ServiceData& service = segment.service_data() != nullptr ? *segment.service_data()
-                                                                    : segment.settings().service;
+    const ServiceData& service =
+        segment.service_data() != nullptr ? *segment.service_data() : segment.settings().service;
     if (service.version.empty() && service.compiler.empty() && service.compiler_version.empty() &&
         service.runtime.empty() && service.runtime_version.empty()) {
       return;

@@ -61,10 +61,10 @@ TEST(SchemaValidatorTest, CatchesWhatRapidJsonRegexCannot) {
   EXPECT_FALSE(ValidateSegmentDocument(doc("a?b", kTrace)).ok());
   EXPECT_FALSE(ValidateSegmentDocument(doc(std::string(201, 'a'), kTrace)).ok());
   EXPECT_FALSE(ValidateSegmentDocument(doc("ab", "1-xyz-abc")).ok());
-  EXPECT_FALSE(ValidateSegmentDocument(
-                   R"({"name":"a","id":"0123456789abcdef","start_time":1,"trace_id":")" +
-                   std::string(kTrace) + R"(","annotations":{"a.b":1}})")
-                   .ok());
+  EXPECT_FALSE(
+      ValidateSegmentDocument(R"({"name":"a","id":"0123456789abcdef","start_time":1,"trace_id":")" +
+                              std::string(kTrace) + R"(","annotations":{"a.b":1}})")
+          .ok());
 }
 
 TEST(SerializationTest, MinimalSegment) {
@@ -82,9 +82,29 @@ TEST(SerializationTest, MinimalSegment) {
   EXPECT_STREQ(json["aws"]["xray"]["sdk_version"].GetString(), "0.1.0");
 }
 
+// Timestamps are written as text with exactly six decimals (never through float formatting),
+// rounding to the nearest microsecond with the carry into the seconds.
+TEST(SerializationTest, TimestampsAreExactMicroseconds) {
+  const auto timestamps = [](double start, double end) {
+    SegmentOptions options;
+    options.name = "t";
+    options.trace_id = *TraceId::Parse(kTrace);
+    options.start_time = start;
+    auto segment = Segment::Create(std::move(options), Settings(), nullptr);
+    segment->End(end);
+    const std::string json = SerializeDocument(DocumentRef{segment, nullptr});
+    const size_t at = json.find("\"start_time\":");
+    return json.substr(at, json.find(',', json.find("\"end_time\":")) - at);
+  };
+  EXPECT_EQ(timestamps(1700000000.123456, 1700000000.9999996),
+            R"("start_time":1700000000.123456,"end_time":1700000001.000000)");
+  EXPECT_EQ(timestamps(1.5, 2.0000004), R"("start_time":1.500000,"end_time":2.000000)");
+}
+
 TEST(SerializationTest, EverySegmentField) {
   auto settings = Settings();
-  settings->aws.cloudwatch_logs.push_back({"/my/group", "arn:aws:logs:us-east-1:1:log-group:/my/group:*"});
+  settings->aws.cloudwatch_logs.push_back(
+      {"/my/group", "arn:aws:logs:us-east-1:1:log-group:/my/group:*"});
   settings->aws.ec2 = AwsData::Ec2{"i-1", "us-east-1a", "t3.micro", "ami-1"};
   settings->service.version = "1.2.3";
   settings->origin = "AWS::EC2::Instance";
@@ -262,7 +282,8 @@ TEST(SerializationTest, HostileStringsStayValid) {
   segment->PutAnnotation("nan", std::nan(""));
   segment->PutAnnotation("inf", std::numeric_limits<double>::infinity());
   segment->PutMetadata("bad_utf8", std::string("\xed\xa0\x80 surrogate \xf8\x88"));
-  segment->PutMetadata("nan", JsonValue::Array({std::nan(""), -std::numeric_limits<double>::infinity()}));
+  segment->PutMetadata("nan",
+                       JsonValue::Array({std::nan(""), -std::numeric_limits<double>::infinity()}));
   segment->PutMetadata("\x01key\xff", JsonValue::Object({{"\"quoted\"", nullptr}}));
   segment->End();
   auto json = Emit(segment);
@@ -326,9 +347,10 @@ TEST(SerializationTest, NonStdExceptionAndManualException) {
 }
 
 TEST(SerializationTest, StatusFlags) {
-  for (auto [status, error, throttle, fault] :
-       {std::tuple{200, false, false, false}, {403, true, false, false},
-        {429, true, true, false}, {503, false, false, true}}) {
+  for (auto [status, error, throttle, fault] : {std::tuple{200, false, false, false},
+                                                {403, true, false, false},
+                                                {429, true, true, false},
+                                                {503, false, false, true}}) {
     auto segment = NewSegment();
     segment->ApplyStatusCode(status);
     segment->End();
