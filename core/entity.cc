@@ -3,6 +3,8 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <new>
 #include <utility>
 
 #include "core/internal/exception_cause.h"
@@ -167,9 +169,8 @@ std::shared_ptr<Segment> Segment::Create(SegmentOptions options,
 Segment::Segment(SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
                  std::shared_ptr<EntityCounters> counters, double start_time)
     : Entity(this, nullptr, options.name, options.sampled, start_time),
-      trace_id_(options.trace_id.empty()
-                    ? TraceId::GenerateAt(static_cast<uint32_t>(start_time))
-                    : options.trace_id),
+      trace_id_(options.trace_id.empty() ? TraceId::GenerateAt(static_cast<uint32_t>(start_time))
+                                         : options.trace_id),
       parent_id_(options.parent_id),
       sampling_rule_name_(std::move(options.sampling_rule_name)),
       propagated_header_keys_(std::move(options.propagated_header_keys)),
@@ -178,11 +179,29 @@ Segment::Segment(SegmentOptions options, std::shared_ptr<const SegmentSettings> 
   if (options.sampled && !settings_->origin.empty()) origin_ = settings_->origin;
 }
 
-Segment::~Segment() = default;
+// The subsegments live in arena_blocks_, which members of Segment free before the Entity base
+// (which holds the tree) is destroyed: end the tree's life first.
+Segment::~Segment() { children_.clear(); }
+
+void internal::DestroySubsegment::operator()(Subsegment* subsegment) const {
+  subsegment->~Subsegment();
+}
+
+void* Segment::AllocateSubsegment() {
+  static_assert(alignof(Subsegment) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  if (arena_block_used_ == arena_block_capacity_) {
+    constexpr size_t kFirstBlock = 8, kLargestBlock = 256;
+    arena_block_capacity_ =
+        arena_blocks_.empty() ? kFirstBlock : std::min(2 * arena_block_capacity_, kLargestBlock);
+    arena_blocks_.emplace_back(new std::byte[arena_block_capacity_ * sizeof(Subsegment)]);
+    arena_block_used_ = 0;
+  }
+  return arena_blocks_.back().get() + sizeof(Subsegment) * arena_block_used_++;
+}
 
 EntityId Segment::RememberException(const internal::DescribedException& described) {
   if (described.identity == nullptr) return described.data.id;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<internal::SpinLock> lock(mu_);
   for (const KnownException& known : known_exceptions_) {
     if (known.identity == described.identity && known.type == described.data.type &&
         known.message == described.data.message) {
@@ -204,8 +223,10 @@ Subsegment* Segment::BeginSubsegment(std::string_view name, Namespace ns) {
 }
 
 Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name, Namespace ns) {
-  auto* child = new Subsegment(this, &parent, name, parent.sampled(), ns, 0);
-  std::lock_guard<std::mutex> lock(mu_);
+  const double start_time = NowEpochSeconds();
+  std::lock_guard<internal::SpinLock> lock(mu_);
+  auto* child =
+      new (AllocateSubsegment()) Subsegment(this, &parent, name, parent.sampled(), ns, start_time);
   parent.children_.emplace_back(child);
   ++open_subsegments_;
   ++held_subsegments_;
@@ -226,12 +247,12 @@ Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name,
 }
 
 bool Segment::sent() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<internal::SpinLock> lock(mu_);
   return sent_;
 }
 
 int Segment::open_subsegments() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<internal::SpinLock> lock(mu_);
   return open_subsegments_;
 }
 
@@ -262,12 +283,10 @@ void Segment::OnEnded(Entity& entity, double end_time) {
   std::vector<DocumentRef> documents;
   std::shared_ptr<Segment> release_self;  // dropped outside the lock
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    double expected = 0;
-    if (!entity.end_time_.compare_exchange_strong(expected, end_time,
-                                                  std::memory_order_acq_rel)) {
-      return;  // already ended
-    }
+    std::lock_guard<internal::SpinLock> lock(mu_);
+    // Only ever written under the lock: no read-modify-write needed.
+    if (entity.end_time_.load(std::memory_order_relaxed) != 0) return;  // already ended
+    entity.end_time_.store(end_time, std::memory_order_release);
     if (&entity != this) --open_subsegments_;
     const bool segment_complete = ended() && open_subsegments_ == 0 && !sent_;
     if (segment_complete) {
@@ -295,8 +314,7 @@ void Segment::OnEnded(Entity& entity, double end_time) {
     if (segment_complete) {
       sent_ = true;
       documents.push_back(DocumentRef{shared_from_this(), nullptr});
-    } else if (&entity != this && !sent_ &&
-               held_subsegments_ > settings_->streaming_threshold) {
+    } else if (&entity != this && !sent_ && held_subsegments_ > settings_->streaming_threshold) {
       CollectStreamable(*this, documents);
     }
   }

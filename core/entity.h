@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,10 +14,9 @@
 #include <variant>
 #include <vector>
 
-#include <mutex>
-
 #include "absl/base/thread_annotations.h"
 #include "core/ids.h"
+#include "core/internal/spin_lock.h"
 #include "core/json_value.h"
 
 namespace xraysink::core {
@@ -126,6 +126,16 @@ enum class Namespace : uint8_t { kLocal, kRemote, kAws };
 
 using AnnotationValue = std::variant<bool, int64_t, double, std::string>;
 
+class Subsegment;
+namespace internal {
+// Ends a subsegment's life without freeing its memory: subsegments live in their segment's
+// arena, freed with the segment.
+struct DestroySubsegment {
+  void operator()(Subsegment* subsegment) const;
+};
+}  // namespace internal
+using SubsegmentPtr = std::unique_ptr<Subsegment, internal::DestroySubsegment>;
+
 // The fields shared by segments and subsegments, and their place in the segment tree.
 //
 // Threading: an entity's data is written by the flow that owns it (the one that began it) until
@@ -212,7 +222,7 @@ class Entity {
   // Children in begin order; only valid under the segment lock or once the tree has ended.
   // Subsegment pointers stay valid while the segment lives: while a flow or handle holds it,
   // and (once it ended) until its last subsegment ended and it was sent.
-  const std::vector<std::unique_ptr<Subsegment>>& children() const { return children_; }
+  const std::vector<SubsegmentPtr>& children() const { return children_; }
   // True once this subtree went out as a document of its own: not part of its parent's.
   bool streamed() const { return streamed_; }
   // True when begun under a subtree that was already sent: not part of its parent's document.
@@ -237,15 +247,15 @@ class Entity {
   bool error_ = false;
   bool fault_ = false;
   bool throttle_ = false;
-  bool streamed_ = false;     // guarded by the segment lock
-  bool detached_ = false;     // begun under a subtree already sent; goes out on its own
+  bool streamed_ = false;      // guarded by the segment lock
+  bool detached_ = false;      // begun under a subtree already sent; goes out on its own
   bool subtree_done_ = false;  // ended and every descendant too; guarded by the segment lock
   std::unique_ptr<HttpData> http_;
   std::unique_ptr<AwsData> aws_;
   std::unique_ptr<CauseData> cause_;
   std::vector<std::pair<std::string, AnnotationValue>> annotations_;
   std::vector<MetadataEntry> metadata_;
-  std::vector<std::unique_ptr<Subsegment>> children_;  // guarded by the segment lock
+  std::vector<SubsegmentPtr> children_;  // guarded by the segment lock
 };
 
 // A subsegment: a unit of work inside a segment (a call, a query, a task's step).
@@ -266,8 +276,8 @@ class Subsegment final : public Entity {
  private:
   friend class Entity;
   friend class Segment;
-  Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled,
-             Namespace ns, double start_time);
+  Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled, Namespace ns,
+             double start_time);
 
   Namespace namespace_;
   std::unique_ptr<SqlData> sql_;
@@ -277,8 +287,8 @@ class Subsegment final : public Entity {
 // What a segment is created with.
 struct SegmentOptions {
   std::string name;
-  TraceId trace_id;     // empty: a new trace
-  EntityId parent_id;   // empty: the root of the trace
+  TraceId trace_id;    // empty: a new trace
+  EntityId parent_id;  // empty: the root of the trace
   bool sampled = true;
   std::string sampling_rule_name;
   // Extra keys of the incoming trace header (e.g. `Lineage=...`), forwarded on outgoing calls.
@@ -352,7 +362,7 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   // Runs `fn` with the tree locked so it can be read consistently (serialization).
   template <typename Fn>
   void WithTreeLocked(Fn&& fn) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<internal::SpinLock> lock(mu_);
     fn();
   }
 
@@ -367,6 +377,8 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   void CollectStreamable(Entity& node, std::vector<DocumentRef>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool UpdateDone(Entity& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Memory for one more subsegment (mu_ held).
+  void* AllocateSubsegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Send(std::vector<DocumentRef>& documents);
   // The id an exception object was first recorded under in this segment (or its own id, now
   // remembered).
@@ -387,13 +399,18 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   std::string user_, origin_, resource_arn_;
   std::unique_ptr<ServiceData> service_;
 
-  mutable std::mutex mu_;  // std, not absl: TSan sees through it
+  mutable internal::SpinLock mu_;  // not absl::Mutex: TSan sees through it
   int open_subsegments_ ABSL_GUARDED_BY(mu_) = 0;
   int held_subsegments_ ABSL_GUARDED_BY(mu_) = 0;  // begun and not yet streamed
   bool sent_ ABSL_GUARDED_BY(mu_) = false;
   // Set while the segment has ended and waits for open subsegments.
   std::shared_ptr<Segment> self_ ABSL_GUARDED_BY(mu_);
   std::vector<KnownException> known_exceptions_ ABSL_GUARDED_BY(mu_);
+  // Subsegments are allocated in blocks (one allocation for many subsegments, all freed at
+  // once): the begin/end hot path mostly never calls malloc or free.
+  std::vector<std::unique_ptr<std::byte[]>> arena_blocks_ ABSL_GUARDED_BY(mu_);
+  size_t arena_block_used_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t arena_block_capacity_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Wall-clock time as epoch seconds (microsecond resolution).
