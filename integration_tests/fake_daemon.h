@@ -14,21 +14,34 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/centralized_sampler.h"
 #include "tools/local_daemon/datagram.h"
 #include "tools/local_daemon/trace.h"
 #include "tools/local_daemon/trace_assembler.h"
 #include "tools/local_daemon/udp_listener.h"
 
+namespace httplib {
+struct Request;
+struct Response;
+class Server;
+}  // namespace httplib
+
 namespace xraysink::integration_tests {
 
-// The X-Ray daemon's UDP side for tests: listens on 127.0.0.1 (a free port) on a background
+// The X-Ray daemon for tests. UDP side: listens on 127.0.0.1 (a free port) on a background
 // thread, parses every datagram as the daemon and the service would, keeps the malformed ones
-// apart, and assembles the documents into traces. Every accessor returns a snapshot and may be
-// called from any thread.
+// apart, and assembles the documents into traces. TCP side: the sampling API (spec 3.4) on
+// another free 127.0.0.1 port, answering with rules and targets the test scripts and recording
+// the statistics it receives. Every accessor returns a snapshot and may be called from any
+// thread.
 class FakeDaemon {
  public:
+  // How the sampling endpoints misbehave on demand.
+  enum class SamplingFailure { kNone, kGarbage, kHttp500 };
+
   static absl::StatusOr<std::unique_ptr<FakeDaemon>> Start();
   ~FakeDaemon();
   FakeDaemon(const FakeDaemon&) = delete;
@@ -37,6 +50,9 @@ class FakeDaemon {
   uint16_t port() const { return listener_->port(); }
   // "127.0.0.1:PORT", for AWS_XRAY_DAEMON_ADDRESS or an emitter's options.
   std::string address() const;
+  uint16_t tcp_port() const { return tcp_port_; }
+  // "tcp:127.0.0.1:TCP_PORT udp:127.0.0.1:PORT": both sides.
+  std::string daemon_address() const;
 
   // Waits until at least `documents` well-formed documents (or `datagrams` datagrams of any
   // kind) have arrived; false if `timeout` passed first.
@@ -58,10 +74,37 @@ class FakeDaemon {
   // The first trace (in arrival order) with an entity of this name, or nullopt.
   std::optional<tools::Trace> TraceWithEntity(std::string_view name) const;
 
+  // POST /GetSamplingRules answers with these, `page_size` a page (0: all in one) linked by
+  // NextToken. None until set.
+  void SetSamplingRules(std::vector<core::SamplingRule> rules, size_t page_size = 0);
+  // POST /SamplingTargets answers with these. None until set.
+  void SetSamplingTargets(core::SamplingTargets targets);
+  // Both endpoints answer garbage (200, not JSON) or HTTP 500 until set back to kNone.
+  void SetSamplingFailure(SamplingFailure failure);
+  // Closes the TCP port, so connections are refused, as with a daemon that is down.
+  void StopSamplingApi();
+  // Opens the same TCP port again.
+  absl::Status RestartSamplingApi();
+
+  // GetSamplingRules requests received, failed ones included.
+  size_t rules_requests() const;
+  bool WaitForRulesRequests(size_t requests, absl::Duration timeout);
+  // Every well-formed statistics report received, in order.
+  std::vector<std::vector<core::SamplingStatistics>> statistics() const;
+  bool WaitForStatistics(size_t reports, absl::Duration timeout);
+
  private:
   explicit FakeDaemon(std::unique_ptr<tools::UdpListener> listener);
   void Receive();
   bool WaitUntil(absl::Duration timeout, const std::function<bool()>& done);
+  // Serves the sampling API on `port` (0: a free one) until StopSamplingApi.
+  absl::Status StartSamplingApi(uint16_t port);
+  // The scripted failure, if any, as the response; true when it answered.
+  bool AnswerScriptedFailure(httplib::Response& response) const;
+  void ServeRules(const httplib::Request& request, httplib::Response& response);
+  // The scripted rules page the request asks for (under mu_).
+  void AnswerRules(const httplib::Request& request, httplib::Response& response) const;
+  void ServeTargets(const httplib::Request& request, httplib::Response& response);
 
   const std::unique_ptr<tools::UdpListener> listener_;
   std::atomic<bool> stopping_{false};
@@ -73,6 +116,17 @@ class FakeDaemon {
   std::vector<std::string> malformed_reasons_;
   // Traces are only read, never finished here: the quiet period does not matter.
   tools::TraceAssembler assembler_{absl::ZeroDuration()};
+  std::vector<core::SamplingRule> sampling_rules_;
+  size_t rules_page_size_ = 0;
+  core::SamplingTargets sampling_targets_;
+  SamplingFailure sampling_failure_ = SamplingFailure::kNone;
+  size_t rules_requests_ = 0;
+  std::vector<std::vector<core::SamplingStatistics>> statistics_;
+
+  // The sampling API; started and stopped by the owning thread only.
+  uint16_t tcp_port_ = 0;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread http_thread_;
 
   std::thread receiver_;  // last: starts once everything above exists
 };

@@ -31,8 +31,8 @@ std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor
 
 void PeriodicTask::Stop() {
   if (stopped_.exchange(true)) return;
-  // The timer belongs to the loop's executor: cancel it there.
-  asio::dispatch(executor_, [self = shared_from_this()] { self->timer_.cancel(); });
+  std::lock_guard<std::mutex> lock(timer_mu_);
+  timer_.cancel();
 }
 
 asio::awaitable<void> PeriodicTask::RunOnce() {
@@ -51,9 +51,18 @@ asio::awaitable<void> PeriodicTask::Loop() {
   auto next = std::chrono::steady_clock::now();
   if (!options_.run_immediately) next += period_;
   while (!stopped_.load()) {
-    timer_.expires_at(next);
+    {
+      std::lock_guard<std::mutex> lock(timer_mu_);
+      timer_.expires_at(next);
+    }
     boost::system::error_code error;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, error));
+    auto token = asio::redirect_error(asio::use_awaitable, error);
+    co_await asio::async_initiate<decltype(token), void(boost::system::error_code)>(
+        [this](auto handler) {
+          std::lock_guard<std::mutex> lock(timer_mu_);
+          timer_.async_wait(std::move(handler));
+        },
+        token);
     if (stopped_.load()) break;
     next += period_;
     if (running_runs_.load() > 0 && !options_.allow_overlap) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "tasks/task.h"
@@ -57,6 +58,7 @@ class PeriodicTask : public std::enable_shared_from_this<PeriodicTask> {
   const std::chrono::steady_clock::duration period_;
   const Job job_;
   const Options options_;
+  std::mutex timer_mu_;
   boost::asio::steady_timer timer_;
   std::atomic<bool> stopped_{false};
   std::atomic<int> running_runs_{0};

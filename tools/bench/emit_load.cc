@@ -7,14 +7,14 @@
 //
 // --raw sends the same number of pre-serialized datagrams of the same size through the same
 // emitter with no tracing at all: the machine's limit for this transport.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <chrono>
 #include <cstdint>

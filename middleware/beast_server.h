@@ -1,0 +1,197 @@
+#ifndef XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
+#define XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "context/traced_executor.h"
+#include "core/context_slot.h"
+#include "middleware/request_tracer.h"
+
+namespace xraysink::middleware {
+namespace internal {
+
+// Begins the request's segment from its header and the TCP peer.
+TracedRequest BeginBeast(const RequestTracer& tracer,
+                         const boost::beast::http::request_header<>& request,
+                         const boost::asio::ip::tcp::endpoint& peer);
+// Adds X-Amzn-Trace-Id to the response and ends the segment with its status.
+void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
+                 std::optional<int64_t> content_length);
+
+template <typename Body>
+std::optional<int64_t> ContentLength(const boost::beast::http::response<Body>& response) {
+  if (const auto size = response.payload_size()) return static_cast<int64_t>(*size);
+  return std::nullopt;
+}
+
+// asio::any_io_executor under another name. context::TracedExecutor<asio::any_io_executor> is
+// not convertible back to any_io_executor (the check recurses through TracedExecutor's
+// constructor from its inner executor); over this type, whose conversions are explicit, it is.
+// What it derives (require, prefer) stays an AnyExecutor so derived traced executors convert too.
+class AnyExecutor : public boost::asio::any_io_executor {
+ public:
+  explicit AnyExecutor(boost::asio::any_io_executor executor) noexcept
+      : any_io_executor(std::move(executor)) {}
+
+  template <typename Property>
+  auto require(const Property& property) const
+      -> decltype(AnyExecutor(std::declval<const any_io_executor&>().require(property))) {
+    return AnyExecutor(any_io_executor::require(property));
+  }
+  template <typename Property>
+  auto prefer(const Property& property) const
+      -> decltype(AnyExecutor(std::declval<const any_io_executor&>().prefer(property))) {
+    return AnyExecutor(any_io_executor::prefer(property));
+  }
+};
+
+// Runs `handler` as the request's flow: spawned on a traced executor, this coroutine starts in
+// its own copy of the spawner's context, which it replaces with the request's segment; the
+// executor then carries that flow across every co_await of the handler.
+template <typename T>
+boost::asio::awaitable<T> RunInSegment(std::shared_ptr<core::Segment> segment,
+                                       boost::asio::awaitable<T> handler) {
+  core::CurrentContext().Reset(std::move(segment));
+  co_return co_await std::move(handler);
+}
+
+// The response type of a handler returning asio::awaitable<Response>.
+template <typename Awaitable>
+struct HandlerResult {
+  static_assert(sizeof(Awaitable) == 0,
+                "a handler must return asio::awaitable<http::response<...>>");
+};
+template <typename Response>
+struct HandlerResult<boost::asio::awaitable<Response>> {
+  using Type = Response;
+};
+template <typename Handler, typename Body>
+using ResponseOf = typename HandlerResult<
+    std::invoke_result_t<Handler&, boost::beast::http::request<Body>&&>>::Type;
+
+}  // namespace internal
+
+// Traces one request of a Boost.Beast server whose handler is a coroutine, e.g.
+//
+//   asio::awaitable<http::response<http::string_body>> Handle(http::request<http::string_body>);
+//   auto response = co_await Traced(tracer, std::move(request), peer, Handle);
+//
+// The request gets a segment (as RequestTracer decides), current for the handler across all its
+// co_awaits on any number of threads: the handler runs as its own flow on a
+// context::TracedExecutor over the calling coroutine's executor. The response gets
+// X-Amzn-Trace-Id and its status and body size are recorded. An exception escaping the handler
+// is recorded as fault + cause and answered with an empty 500 (never rethrown).
+template <typename Body, typename Handler>
+boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
+    const RequestTracer& tracer, boost::beast::http::request<Body> request,
+    boost::asio::ip::tcp::endpoint peer, Handler&& handler) {
+  namespace asio = boost::asio;
+  namespace http = boost::beast::http;
+  using Response = internal::ResponseOf<Handler, Body>;
+
+  TracedRequest traced = internal::BeginBeast(tracer, request, peer);
+  const unsigned version = request.version();
+  const bool keep_alive = request.keep_alive();
+  const context::TracedExecutor<internal::AnyExecutor> executor(
+      internal::AnyExecutor(co_await asio::this_coro::executor));
+  std::exception_ptr error;
+  Response response;
+  try {
+    response =
+        co_await asio::co_spawn(executor,
+                                internal::RunInSegment(traced.context().segment_ptr(),
+                                                       std::invoke(handler, std::move(request))),
+                                asio::use_awaitable);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    traced.FinishWithException(error);
+    response = Response(http::status::internal_server_error, version);
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+  }
+  internal::FinishBeast(traced, response, internal::ContentLength(response));
+  co_return response;
+}
+
+// Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is
+// its own coroutine on a strand of the acceptor's executor, reading requests (string bodies) and
+// answering them in order with `handler`, kept alive as the client asks, closed after
+// `idle_timeout` without a complete request (or a response it does not read). A response without
+// Content-Length or chunked encoding gets its payload prepared. Runs until accepting fails (closed,
+// cancelled, out of descriptors); spawn it with co_spawn(executor, ServeTraced(...),
+// asio::detached).
+template <typename Handler>
+boost::asio::awaitable<void> ServeTraced(
+    boost::asio::ip::tcp::acceptor acceptor, std::shared_ptr<const RequestTracer> tracer,
+    Handler handler, std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(30)) {
+  namespace asio = boost::asio;
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  using asio::ip::tcp;
+  // Connections may outlive this loop.
+  auto shared = std::make_shared<Handler>(std::move(handler));
+  auto serve = [](tcp::socket socket, std::shared_ptr<const RequestTracer> tracer,
+                  std::shared_ptr<Handler> handler,
+                  std::chrono::steady_clock::duration idle_timeout) -> asio::awaitable<void> {
+    boost::system::error_code error;
+    const tcp::endpoint peer = socket.remote_endpoint(error);
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    while (!error) {
+      http::request<http::string_body> request;
+      stream.expires_after(idle_timeout);
+      co_await http::async_read(stream, buffer, request,
+                                asio::redirect_error(asio::use_awaitable, error));
+      if (error) break;
+      const bool keep_alive = request.keep_alive();
+      auto response = co_await Traced(*tracer, std::move(request), peer, *handler);
+      if (!keep_alive) response.keep_alive(false);
+      if (!response.has_content_length() && !response.chunked()) response.prepare_payload();
+      stream.expires_after(idle_timeout);
+      co_await http::async_write(stream, response,
+                                 asio::redirect_error(asio::use_awaitable, error));
+      if (!response.keep_alive()) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, error);
+  };
+  for (;;) {
+    boost::system::error_code error;
+    // A strand per connection: the stream's timer and I/O handlers must not run at once.
+    tcp::socket socket =
+        co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
+                                       asio::redirect_error(asio::use_awaitable, error));
+    if (error == asio::error::connection_aborted) continue;  // the peer gave up first
+    if (error) co_return;
+    const auto executor = socket.get_executor();
+    asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
+                   asio::detached);
+  }
+}
+
+}  // namespace xraysink::middleware
+
+#endif  // XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_

@@ -1,0 +1,455 @@
+// End to end on 127.0.0.1: real Boost.Beast servers on a 4-thread io_context and real clients,
+// traced with the Beast adapters.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "context/scopes.h"
+#include "context/traced_executor.h"
+#include "core/recorder.h"
+#include "core/testing/collecting_sink.h"
+#include "core/testing/schema_validator.h"
+#include "middleware/beast_client.h"
+#include "middleware/beast_server.h"
+#include "rapidjson/document.h"
+
+namespace xraysink::middleware {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+constexpr char kT[] = "1-5759e988-bd862e3fe1be46a994272793";
+constexpr char kP[] = "53995c3f42cd8ad8";
+constexpr int kThreads = 4;
+constexpr auto kDeadline = std::chrono::seconds(60);
+
+struct AlwaysSample : core::Sampler {
+  core::SamplingDecision ShouldTrace(const core::SamplingRequest&) override { return {true, ""}; }
+};
+
+Request Get(unsigned short port, std::string target,
+            std::vector<std::pair<std::string, std::string>> headers = {}) {
+  Request request(http::verb::get, target, 11);
+  request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+  for (const auto& [name, value] : headers) request.set(name, value);
+  return request;
+}
+
+Response Reply(const Request& request, http::status status, std::string body = "") {
+  Response response(status, request.version());
+  response.body() = std::move(body);
+  response.prepare_payload();
+  return response;
+}
+
+// A plain (untraced) client: sends `requests` in turn on one keep-alive connection. Run it on a
+// strand (the stream's timer completes on the coroutine's executor).
+awaitable<std::vector<Response>> Exchange(unsigned short port, std::vector<Request> requests) {
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  stream.expires_after(kDeadline);
+  co_await stream.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port),
+                                use_awaitable);
+  beast::flat_buffer buffer;
+  std::vector<Response> responses;
+  for (Request& request : requests) {
+    co_await http::async_write(stream, request, use_awaitable);
+    Response& response = responses.emplace_back();
+    co_await http::async_read(stream, buffer, response, use_awaitable);
+  }
+  co_return responses;
+}
+
+// Asks for /item/<item> and checks the answer names it.
+awaitable<void> ExpectItem(unsigned short port, int item) {
+  // GCC 12 cannot hold a braced list across co_await.
+  std::vector<Request> requests;
+  requests.push_back(Get(port, "/item/" + std::to_string(item)));
+  auto responses = co_await Exchange(port, std::move(requests));
+  if (responses.at(0).body() != std::to_string(item)) throw std::runtime_error("wrong answer");
+}
+
+// A port that was just free: nothing listens there.
+unsigned short DeadPort() {
+  asio::io_context io;
+  tcp::acceptor probe(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  return probe.local_endpoint().port();
+}
+
+class BeastMiddlewareTest : public ::testing::Test {
+ protected:
+  BeastMiddlewareTest() {
+    core::RecorderOptions options;
+    options.service_name = "svc";
+    options.read_environment = false;
+    options.sampler = std::make_shared<AlwaysSample>();
+    options.sink = sink_;
+    recorder_ = *core::Recorder::Create(std::move(options));
+    for (int i = 0; i < kThreads; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  ~BeastMiddlewareTest() override {
+    io_.stop();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  // A traced server named `name` on 127.0.0.1 (port picked by the kernel) answering with
+  // `handler`; returns its port.
+  template <typename Handler>
+  unsigned short Serve(const std::string& name, Handler handler) {
+    tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    const unsigned short port = acceptor.local_endpoint().port();
+    asio::co_spawn(
+        io_,
+        ServeTraced(std::move(acceptor),
+                    std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed(name)),
+                    std::move(handler)),
+        asio::detached);
+    return port;
+  }
+
+  // Runs `work` as a flow on a strand of the pool (traced executor) and waits for its result;
+  // nullopt (a test failure) past the deadline.
+  template <typename T>
+  std::optional<T> Run(awaitable<T> work) {
+    std::future<T> future =
+        asio::co_spawn(asio::make_strand(context::MakeTracedExecutor(io_.get_executor())),
+                       std::move(work), asio::use_future);
+    if (future.wait_for(kDeadline) != std::future_status::ready) {
+      ADD_FAILURE() << "no result before the deadline";
+      return std::nullopt;
+    }
+    return future.get();
+  }
+
+  std::vector<rapidjson::Document> Documents() {
+    std::vector<rapidjson::Document> out;
+    for (const std::string& json : sink_->documents()) {
+      const absl::Status valid = core::testing::ValidateSegmentDocument(json);
+      EXPECT_TRUE(valid.ok()) << valid.message();
+      out.emplace_back().Parse(json.c_str());
+    }
+    return out;
+  }
+
+  std::shared_ptr<core::testing::CollectingSink> sink_ =
+      std::make_shared<core::testing::CollectingSink>();
+  std::shared_ptr<core::Recorder> recorder_;
+  asio::io_context io_{kThreads};
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(BeastMiddlewareTest, TwoChainedServicesMakeOneTrace) {
+  const unsigned short backend = Serve("backend", [&](Request request) -> awaitable<Response> {
+    context::SubsegmentScope compute(*recorder_, "compute");
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+    co_await timer.async_wait(use_awaitable);
+    // Still this request's subsegment after the hop.
+    recorder_->PutAnnotation("after_wait", true);
+    co_return Reply(request, http::status::ok, "hello");
+  });
+  const unsigned short frontend = Serve("frontend", [&](Request request) -> awaitable<Response> {
+    auto result = co_await TracedFetch("127.0.0.1", std::to_string(backend), Get(backend, "/hello"),
+                                       {.recorder = recorder_.get()});
+    co_return Reply(request, result ? result->result() : http::status::bad_gateway);
+  });
+
+  auto responses =
+      Run(Exchange(frontend, {Get(frontend, "/downstream", {{"User-Agent", "test-agent"}})}));
+  ASSERT_TRUE(responses);
+  const Response& response = responses->at(0);
+  EXPECT_EQ(response.result_int(), 200);
+  const std::string response_header(response["X-Amzn-Trace-Id"]);
+  ASSERT_EQ(response_header.rfind("Root=1-", 0), 0u) << response_header;
+
+  std::map<std::string, rapidjson::Document> segments;
+  for (auto& document : Documents()) segments[document["name"].GetString()] = std::move(document);
+  ASSERT_EQ(segments.size(), 2u);
+  const auto& front = segments.at("frontend");
+  const auto& back = segments.at("backend");
+  EXPECT_EQ(response_header, std::string("Root=") + front["trace_id"].GetString());
+  EXPECT_STREQ(front["trace_id"].GetString(), back["trace_id"].GetString());
+  EXPECT_FALSE(front.HasMember("parent_id"));
+  const auto& call = front["subsegments"][0];
+  EXPECT_STREQ(call["name"].GetString(), "127.0.0.1");
+  EXPECT_STREQ(call["namespace"].GetString(), "remote");
+  EXPECT_EQ(call["http"]["response"]["status"].GetInt(), 200);
+  EXPECT_EQ(call["http"]["response"]["content_length"].GetInt(), 5);
+  EXPECT_STREQ(call["http"]["request"]["method"].GetString(), "GET");
+  EXPECT_EQ(std::string(call["http"]["request"]["url"].GetString()),
+            "http://127.0.0.1:" + std::to_string(backend) + "/hello");
+  EXPECT_STREQ(back["parent_id"].GetString(), call["id"].GetString());
+  const auto& compute = back["subsegments"][0];
+  EXPECT_STREQ(compute["name"].GetString(), "compute");
+  EXPECT_TRUE(compute["annotations"]["after_wait"].GetBool());
+  EXPECT_STREQ(front["http"]["request"]["method"].GetString(), "GET");
+  EXPECT_STREQ(front["http"]["request"]["user_agent"].GetString(), "test-agent");
+  EXPECT_STREQ(front["http"]["request"]["client_ip"].GetString(), "127.0.0.1");
+  EXPECT_EQ(std::string(front["http"]["request"]["url"].GetString()),
+            "http://127.0.0.1:" + std::to_string(frontend) + "/downstream");
+  EXPECT_EQ(back["http"]["response"]["content_length"].GetInt(), 5);
+  EXPECT_EQ(recorder_->stats().context_missing, 0u);
+}
+
+TEST_F(BeastMiddlewareTest, TraceHeaderFormsOnOneKeepAliveConnection) {
+  const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
+    co_return Reply(request, http::status::ok, "hi");
+  });
+  const auto with_header = [&](const std::string& header) {
+    return Get(port, "/hello", {{"X-Amzn-Trace-Id", header}});
+  };
+  auto responses = Run(
+      Exchange(port, {
+                         // Root + Parent + Sampled=1: continue the caller's trace under its parent.
+                         with_header(std::string("Root=") + kT + ";Parent=" + kP + ";Sampled=1"),
+                         // Sampled=0: nothing sent, the caller's Root kept.
+                         with_header(std::string("Root=") + kT + ";Parent=" + kP + ";Sampled=0"),
+                         // Sampled=?: the answer says what we decided.
+                         with_header(std::string("Root=") + kT + ";Sampled=?;k1=v1"),
+                         // Malformed: a new trace; nothing of the request echoed.
+                         with_header("Root=evil;<script>"),
+                         // Lowercase keys and spaces are accepted (Node rules).
+                         with_header(std::string("root=") + kT + "; parent=" + kP + "; sampled=1"),
+                     }));
+  ASSERT_TRUE(responses);
+  ASSERT_EQ(responses->size(), 5u);
+  std::vector<std::string> answers;
+  for (const Response& response : *responses) {
+    EXPECT_EQ(response.body(), "hi");
+    answers.emplace_back(response["X-Amzn-Trace-Id"]);
+  }
+  EXPECT_EQ(answers[0], std::string("Root=") + kT);
+  EXPECT_EQ(answers[1], std::string("Root=") + kT);
+  EXPECT_EQ(answers[2], std::string("Root=") + kT + ";Sampled=1");
+  EXPECT_EQ(answers[3].find("evil"), std::string::npos);
+  EXPECT_EQ(answers[3].size(), std::string("Root=").size() + 35);
+  EXPECT_EQ(answers[4], std::string("Root=") + kT);
+
+  // In request order (one connection); the Sampled=0 request sent nothing.
+  auto documents = Documents();
+  ASSERT_EQ(documents.size(), 4u);
+  EXPECT_STREQ(documents[0]["trace_id"].GetString(), kT);
+  EXPECT_STREQ(documents[0]["parent_id"].GetString(), kP);
+  EXPECT_STREQ(documents[1]["trace_id"].GetString(), kT);
+  EXPECT_FALSE(documents[1].HasMember("parent_id"));
+  EXPECT_EQ("Root=" + std::string(documents[2]["trace_id"].GetString()), answers[3]);
+  EXPECT_FALSE(documents[2].HasMember("parent_id"));
+  EXPECT_STREQ(documents[3]["trace_id"].GetString(), kT);
+  EXPECT_STREQ(documents[3]["parent_id"].GetString(), kP);
+}
+
+TEST_F(BeastMiddlewareTest, StatusesAndExceptions) {
+  const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
+    if (request.target() == "/fail") co_return Reply(request, http::status::internal_server_error);
+    if (request.target() == "/limited") co_return Reply(request, http::status::too_many_requests);
+    if (request.target() == "/throw") throw std::logic_error("handler bug");
+    co_return Reply(request, http::status::not_found, "no such page");
+  });
+  // One connection: a throwing handler does not cost the client its connection.
+  auto responses = Run(Exchange(port, {Get(port, "/fail"), Get(port, "/limited"),
+                                       Get(port, "/throw"), Get(port, "/missing")}));
+  ASSERT_TRUE(responses);
+  ASSERT_EQ(responses->size(), 4u);
+  EXPECT_EQ(responses->at(0).result_int(), 500);
+  EXPECT_EQ(responses->at(1).result_int(), 429);
+  EXPECT_EQ(responses->at(2).result_int(), 500);
+  EXPECT_EQ(responses->at(2)["X-Amzn-Trace-Id"].substr(0, 5), "Root=");
+  EXPECT_EQ(responses->at(3).result_int(), 404);
+
+  std::map<std::string, int> seen;
+  for (const auto& doc : Documents()) {
+    const std::string url = doc["http"]["request"]["url"].GetString();
+    const std::string path = url.substr(url.rfind('/'));
+    const int status = doc["http"]["response"]["status"].GetInt();
+    seen[path] = status;
+    if (status == 500) {
+      EXPECT_TRUE(doc["fault"].GetBool());
+      EXPECT_FALSE(doc.HasMember("error"));
+    }
+    if (status == 429) {
+      EXPECT_TRUE(doc["error"].GetBool());
+      EXPECT_TRUE(doc["throttle"].GetBool());
+    }
+    if (status == 404) {
+      EXPECT_TRUE(doc["error"].GetBool());
+      EXPECT_EQ(doc["http"]["response"]["content_length"].GetInt(), 12);
+    }
+    if (path == "/throw") {
+      EXPECT_STREQ(doc["cause"]["exceptions"][0]["type"].GetString(), "std::logic_error");
+      EXPECT_STREQ(doc["cause"]["exceptions"][0]["message"].GetString(), "handler bug");
+    } else {
+      EXPECT_FALSE(doc.HasMember("cause")) << path;
+    }
+  }
+  EXPECT_EQ(seen, (std::map<std::string, int>{
+                      {"/fail", 500}, {"/limited", 429}, {"/throw", 500}, {"/missing", 404}}));
+}
+
+TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
+  const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
+    co_return Reply(request, http::status::ok);
+  });
+  ASSERT_TRUE(
+      Run(Exchange(port, {Get(port, "/hello", {{"X-Forwarded-For", "10.1.2.3, 10.0.0.1"}})})));
+  auto documents = Documents();
+  ASSERT_EQ(documents.size(), 1u);
+  const auto& request = documents[0]["http"]["request"];
+  EXPECT_STREQ(request["client_ip"].GetString(), "10.1.2.3");
+  EXPECT_TRUE(request["x_forwarded_for"].GetBool());
+}
+
+TEST_F(BeastMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
+  constexpr int kRequests = 200;
+  // Every handler waits here until all requests are in flight at once.
+  asio::experimental::concurrent_channel<void(boost::system::error_code)> gate(io_, 0);
+  std::atomic<int> arrived{0};
+  std::atomic<int> crossed{0};
+  const auto check = [&](bool same_flow) {
+    if (!same_flow) ++crossed;
+  };
+  const unsigned short port = Serve("svc", [&](Request request) -> awaitable<Response> {
+    const std::string target(request.target());
+    const int item = std::stoi(target.substr(target.rfind('/') + 1));
+    core::Entity* const segment = core::Recorder::PeekCurrentEntity();
+    check(recorder_->PutAnnotation("item", item));
+    asio::steady_timer timer(co_await asio::this_coro::executor,
+                             std::chrono::microseconds(item % 7 * 300));
+    co_await timer.async_wait(use_awaitable);
+    check(core::Recorder::PeekCurrentEntity() == segment);
+    {
+      context::SubsegmentScope load(*recorder_, "load");
+      check(recorder_->PutAnnotation("item", item));
+      if (++arrived == kRequests) gate.close();
+      co_await gate.async_receive(asio::as_tuple(use_awaitable));
+      check(core::Recorder::PeekCurrentEntity() == load.subsegment());
+      check(recorder_->PutAnnotation("after_gate", item));
+    }
+    check(core::Recorder::PeekCurrentEntity() == segment);
+    co_return Reply(request, http::status::ok, std::to_string(item));
+  });
+
+  std::mutex mu;
+  std::condition_variable done_cv;
+  int done = 0;
+  int failed = 0;
+  for (int item = 0; item < kRequests; ++item) {
+    asio::co_spawn(asio::make_strand(io_), ExpectItem(port, item), [&](std::exception_ptr error) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++done;
+      if (error) ++failed;
+      done_cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(done_cv.wait_for(lock, kDeadline, [&] { return done == kRequests; }));
+    EXPECT_EQ(failed, 0);
+  }
+  EXPECT_EQ(crossed.load(), 0);
+
+  std::set<std::string> ids;
+  std::set<int> items;
+  for (const auto& doc : Documents()) {
+    ids.insert(doc["id"].GetString());
+    const int item = doc["annotations"]["item"].GetInt();
+    const std::string url = doc["http"]["request"]["url"].GetString();
+    EXPECT_EQ(url.substr(url.rfind('/') + 1), std::to_string(item));
+    ASSERT_EQ(doc["subsegments"].Size(), 1u);
+    const auto& load = doc["subsegments"][0];
+    EXPECT_EQ(load["annotations"]["item"].GetInt(), item);
+    EXPECT_EQ(load["annotations"]["after_gate"].GetInt(), item);
+    items.insert(item);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kRequests));
+  EXPECT_EQ(items.size(), static_cast<size_t>(kRequests));
+}
+
+TEST_F(BeastMiddlewareTest, ConnectionErrorsAndTimeoutsAreFaults) {
+  // Listening but never accepting: the kernel completes the handshake, nobody ever answers.
+  tcp::acceptor silent(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const auto fetch = [&](unsigned short port) -> awaitable<boost::system::error_code> {
+    recorder_->BeginSegment("caller");
+    auto result = co_await TracedFetch(
+        "127.0.0.1", std::to_string(port), Get(port, "/hello"),
+        {.recorder = recorder_.get(), .timeout = std::chrono::milliseconds(200)});
+    recorder_->EndSegment();
+    co_return result ? boost::system::error_code() : result.error();
+  };
+  const auto last_call = [&] {
+    auto documents = Documents();
+    EXPECT_FALSE(documents.empty());
+    rapidjson::Document call;
+    if (!documents.empty()) call.CopyFrom(documents.back()["subsegments"][0], call.GetAllocator());
+    return call;
+  };
+
+  const std::optional<boost::system::error_code> refused = Run(fetch(DeadPort()));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(*refused, asio::error::connection_refused);
+  rapidjson::Document call = last_call();
+  EXPECT_TRUE(call["fault"].GetBool());
+  EXPECT_FALSE(call["http"].HasMember("response"));
+  EXPECT_TRUE(call["cause"]["exceptions"][0]["remote"].GetBool());
+  EXPECT_STREQ(call["cause"]["exceptions"][0]["type"].GetString(), "boost::system::system_error");
+
+  const std::optional<boost::system::error_code> timed_out =
+      Run(fetch(silent.local_endpoint().port()));
+  ASSERT_TRUE(timed_out);
+  EXPECT_EQ(*timed_out, beast::error::timeout);
+  call = last_call();
+  EXPECT_TRUE(call["fault"].GetBool());
+  EXPECT_NE(std::string(call["cause"]["exceptions"][0]["message"].GetString()).find("timeout"),
+            std::string::npos);
+}
+
+TEST_F(BeastMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
+  std::promise<std::string> seen;
+  const unsigned short port = Serve("svc", [&](Request request) -> awaitable<Response> {
+    seen.set_value(std::string(request["X-Amzn-Trace-Id"]));
+    co_return Reply(request, http::status::ok);
+  });
+  const auto fetch = [&]() -> awaitable<bool> {
+    auto result = co_await TracedFetch("127.0.0.1", std::to_string(port), Get(port, "/hello"),
+                                       {.recorder = recorder_.get()});
+    co_return result.has_value();
+  };
+  EXPECT_EQ(Run(fetch()), std::optional<bool>(true));
+  EXPECT_EQ(seen.get_future().get(), "");
+  EXPECT_EQ(recorder_->stats().context_missing, 1u);
+}
+
+}  // namespace
+}  // namespace xraysink::middleware

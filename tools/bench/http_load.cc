@@ -1,0 +1,465 @@
+// The load side of the HTTP middleware benchmark (run_http_bench.sh).
+//
+//   http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D] [--warmup-s W]
+//
+// A closed-loop HTTP/1.1 keep-alive generator: C connections on one epoll thread, each sending
+// its next GET as soon as the previous response is complete, so the server, not a request
+// schedule, sets the pace. Requests sent and answered inside the measured window (after the
+// warm-up) are timed one by one; the result is one JSON line
+// {requests, seconds, rps, p50_us, p99_us, errors}. Errors: non-2xx answers, malformed
+// responses, connections lost mid-request; a connection that cannot be re-opened is given up.
+//
+//   http_load --udp-sink
+//
+// A stand-in X-Ray daemon that only counts: prints "listening on PORT" (UDP, 127.0.0.1), counts
+// datagrams until SIGINT/SIGTERM, then prints {"datagrams":N,"bytes":B}. It lives here so the
+// script can run it on the load generator's core, leaving the server's core to the server.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    R"(usage: http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D]
+                 [--warmup-s W]
+       http_load --udp-sink
+
+  --url URL          the GET target (plain http, IPv4 or a resolvable host name)
+  --connections C    keep-alive connections, each with one request in flight (default 16)
+  --duration-s D     length of the measured window in seconds (default 10)
+  --warmup-s W       seconds of load before the window, not counted (default 2)
+  --udp-sink         count UDP datagrams on 127.0.0.1 instead (a stand-in X-Ray daemon)
+)";
+
+struct Options {
+  std::string host;
+  std::string port;
+  std::string path;
+  int connections = 16;
+  double duration_s = 10;
+  double warmup_s = 2;
+  bool udp_sink = false;
+};
+
+absl::Status BadValue(std::string_view flag, std::string_view value, std::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "bad ", std::string(flag), " '", std::string(value), "': expected ", std::string(expected)));
+}
+
+absl::Status ParseUrl(std::string_view url, Options& options) {
+  constexpr std::string_view kScheme = "http://";
+  const auto bad = [url] { return BadValue("--url", url, "http://HOST:PORT/PATH"); };
+  if (url.substr(0, kScheme.size()) != kScheme) return bad();
+  const std::string_view rest = url.substr(kScheme.size());
+  const size_t slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  const size_t colon = authority.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(
+          absl::string_view(authority.data() + colon + 1, authority.size() - colon - 1), &port) ||
+      port == 0 || port > 65535) {
+    return bad();
+  }
+  options.host = std::string(authority.substr(0, colon));
+  options.port = std::to_string(port);
+  options.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
+  Options options;
+  bool have_url = false;
+  bool load_flags = false;  // any flag of the load mode
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    if (flag == "--udp-sink") {
+      options.udp_sink = true;
+      continue;
+    }
+    load_flags = true;
+    std::string_view value;
+    if (const size_t equals = flag.find('='); equals != std::string_view::npos) {
+      value = flag.substr(equals + 1);
+      flag = flag.substr(0, equals);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    }  // else empty: rejected below as a bad value, or an unknown flag
+    const absl::string_view text(value.data(), value.size());
+    if (flag == "--url") {
+      if (absl::Status status = ParseUrl(value, options); !status.ok()) return status;
+      have_url = true;
+    } else if (flag == "--connections") {
+      if (!absl::SimpleAtoi(text, &options.connections) || options.connections < 1 ||
+          options.connections > 10000) {
+        return BadValue(flag, value, "an integer from 1 to 10000");
+      }
+    } else if (flag == "--duration-s") {
+      if (!absl::SimpleAtod(text, &options.duration_s) || !(options.duration_s > 0) ||
+          options.duration_s > 86400) {
+        return BadValue(flag, value, "seconds > 0");
+      }
+    } else if (flag == "--warmup-s") {
+      if (!absl::SimpleAtod(text, &options.warmup_s) || !(options.warmup_s >= 0) ||
+          options.warmup_s > 86400) {
+        return BadValue(flag, value, "seconds >= 0");
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", std::string(flag)));
+    }
+  }
+  if (!options.udp_sink && !have_url) return absl::InvalidArgumentError("--url is required");
+  if (options.udp_sink && load_flags) {
+    return absl::InvalidArgumentError("--udp-sink takes no other flag");
+  }
+  return options;
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// One complete response at the front of a connection's input.
+struct Response {
+  size_t size = 0;  // head and body
+  int status = 0;
+  bool close = false;  // the server ends the connection after it
+};
+
+// nullopt: incomplete so far. Bodies must be framed by Content-Length (what both servers of
+// the benchmark send); chunked or close-delimited bodies are reported as errors.
+absl::StatusOr<std::optional<Response>> ParseResponse(std::string_view data) {
+  const size_t head_end = data.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return std::nullopt;
+  const std::string_view head = data.substr(0, head_end);
+  Response response;
+  if (head.size() < 12 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ' ||
+      !absl::SimpleAtoi(absl::string_view(head.data() + 9, 3), &response.status)) {
+    return absl::DataLossError("malformed status line");
+  }
+  std::optional<size_t> content_length;
+  size_t line_start = head.find("\r\n");
+  while (line_start != std::string_view::npos) {
+    line_start += 2;
+    const size_t line_end = head.find("\r\n", line_start);
+    const std::string_view line = head.substr(line_start, line_end - line_start);
+    line_start = line_end;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const absl::string_view name(line.data(), colon);
+    const absl::string_view value = absl::StripAsciiWhitespace(
+        absl::string_view(line.data() + colon + 1, line.size() - colon - 1));
+    size_t length = 0;
+    if (absl::EqualsIgnoreCase(name, "content-length")) {
+      if (!absl::SimpleAtoi(value, &length)) return absl::DataLossError("bad Content-Length");
+      content_length = length;
+    } else if (absl::EqualsIgnoreCase(name, "connection")) {
+      response.close = absl::StrContains(absl::AsciiStrToLower(value), "close");
+    } else if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
+      return absl::DataLossError("Transfer-Encoding is not supported");
+    }
+  }
+  if (!content_length) return absl::DataLossError("response without Content-Length");
+  response.size = head_end + 4 + *content_length;
+  if (data.size() < response.size) return std::nullopt;
+  return response;
+}
+
+// Keep-alive connections with one request in flight each, on one epoll set.
+class LoadGenerator {
+ public:
+  LoadGenerator(const Options& options, const addrinfo& address)
+      : address_(address),
+        request_(absl::StrCat("GET ", options.path, " HTTP/1.1\r\nHost: ", options.host, ":",
+                              options.port, "\r\nUser-Agent: http_load\r\n\r\n")),
+        connections_(options.connections),
+        epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
+  ~LoadGenerator() {
+    for (Connection& connection : connections_) {
+      if (connection.fd >= 0) close(connection.fd);
+    }
+    close(epoll_);
+  }
+
+  // Opens every connection; the error names the first that failed.
+  absl::Status Connect() {
+    for (size_t i = 0; i < connections_.size(); ++i) {
+      if (absl::Status status = Open(i); !status.ok()) return status;
+    }
+    return absl::OkStatus();
+  }
+
+  // Runs the load until `end_ns`, timing requests sent at or after `window_ns`.
+  void Run(int64_t window_ns, int64_t end_ns) {
+    window_ns_ = window_ns;
+    for (size_t i = 0; i < connections_.size(); ++i) {
+      if (!Send(i)) Fail(i);
+    }
+    epoll_event events[256];
+    int64_t now = NowNs();
+    while (now < end_ns && open_ > 0) {
+      const int timeout_ms = static_cast<int>((end_ns - now + 999999) / 1000000);
+      const int ready = epoll_wait(epoll_, events, 256, timeout_ms);
+      for (int i = 0; i < ready; ++i) Receive(events[i].data.u32, end_ns);
+      now = NowNs();
+    }
+  }
+
+  std::vector<int64_t>& latencies_ns() { return latencies_ns_; }
+  uint64_t errors() const { return errors_; }
+
+ private:
+  struct Connection {
+    int fd = -1;
+    std::string input;    // bytes of the response in flight received so far
+    int64_t sent_ns = 0;  // when the request in flight was sent
+  };
+
+  absl::Status Open(size_t index) {
+    Connection& connection = connections_[index];
+    if (connection.fd >= 0) {
+      close(connection.fd);  // also leaves the epoll set
+      --open_;
+    }
+    connection.input.clear();
+    connection.fd = socket(address_.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connection.fd < 0) return absl::ErrnoToStatus(errno, "socket");
+    // Blocking connect: on loopback it completes at once, and it keeps the loop simple.
+    if (connect(connection.fd, address_.ai_addr, address_.ai_addrlen) != 0) {
+      const int error = errno;
+      close(connection.fd);
+      connection.fd = -1;
+      return absl::ErrnoToStatus(error, "connect");
+    }
+    const int one = 1;
+    setsockopt(connection.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fcntl(connection.fd, F_SETFL, O_NONBLOCK);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u32 = static_cast<uint32_t>(index);
+    epoll_ctl(epoll_, EPOLL_CTL_ADD, connection.fd, &event);
+    ++open_;
+    return absl::OkStatus();
+  }
+
+  // False when the request could not be written.
+  bool Send(size_t index) {
+    Connection& connection = connections_[index];
+    connection.sent_ns = NowNs();
+    // The request is far smaller than a fresh socket's send buffer: a short write means trouble.
+    return send(connection.fd, request_.data(), request_.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(request_.size());
+  }
+
+  // Replaces the connection and sends on the new one; false when that failed too, and the
+  // connection is given up (the server no longer accepts).
+  bool Restart(size_t index) {
+    if (Open(index).ok() && Send(index)) return true;
+    Connection& connection = connections_[index];
+    if (connection.fd >= 0) {
+      close(connection.fd);
+      connection.fd = -1;
+      --open_;
+    }
+    return false;
+  }
+
+  // The request in flight failed: counted (inside the window), and the connection replaced.
+  void Fail(size_t index) {
+    if (connections_[index].sent_ns >= window_ns_) ++errors_;
+    Restart(index);
+  }
+
+  void Receive(size_t index, int64_t end_ns) {
+    Connection& connection = connections_[index];
+    if (connection.fd < 0) return;  // given up earlier in this batch of events
+    char buffer[16384];
+    bool closed = false;  // the server closed or reset the connection, maybe after answering
+    while (true) {
+      const ssize_t received = recv(connection.fd, buffer, sizeof(buffer), 0);
+      if (received > 0) {
+        connection.input.append(buffer, static_cast<size_t>(received));
+      } else if (received < 0 && errno == EINTR) {
+        continue;
+      } else {
+        closed = received == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+        break;
+      }
+    }
+    absl::StatusOr<std::optional<Response>> response = ParseResponse(connection.input);
+    if (!response.ok() || (!response->has_value() && closed)) return Fail(index);
+    if (!response->has_value()) return;
+    const int64_t done_ns = NowNs();
+    if (connection.sent_ns >= window_ns_ && done_ns <= end_ns) {
+      latencies_ns_.push_back(done_ns - connection.sent_ns);
+      if ((*response)->status < 200 || (*response)->status > 299) ++errors_;
+    }
+    // One request in flight: anything after the response is a protocol error.
+    if ((*response)->size != connection.input.size()) return Fail(index);
+    connection.input.clear();
+    const bool sent = (*response)->close || closed ? Restart(index) : Send(index);
+    if (!sent) Fail(index);
+  }
+
+  const addrinfo& address_;
+  const std::string request_;
+  std::vector<Connection> connections_;
+  const int epoll_;
+  int open_ = 0;
+  int64_t window_ns_ = 0;
+  std::vector<int64_t> latencies_ns_;
+  uint64_t errors_ = 0;
+};
+
+// Nearest-rank percentile of sorted values, in microseconds.
+double PercentileUs(const std::vector<int64_t>& sorted_ns, double fraction) {
+  if (sorted_ns.empty()) return 0;
+  const size_t rank = static_cast<size_t>(std::ceil(fraction * sorted_ns.size()));
+  return static_cast<double>(sorted_ns[std::max<size_t>(rank, 1) - 1]) / 1e3;
+}
+
+int RunLoad(const Options& options) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* addresses = nullptr;
+  if (const int error = getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &addresses);
+      error != 0) {
+    std::fprintf(stderr, "http_load: cannot resolve %s: %s\n", options.host.c_str(),
+                 gai_strerror(error));
+    return 1;
+  }
+  int exit_code = 0;
+  {
+    LoadGenerator generator(options, *addresses);
+    if (absl::Status status = generator.Connect(); !status.ok()) {
+      std::fprintf(stderr, "http_load: cannot connect to %s:%s: %s\n", options.host.c_str(),
+                   options.port.c_str(), std::string(status.message()).c_str());
+      exit_code = 1;
+    } else {
+      const int64_t start = NowNs();
+      const int64_t window = start + static_cast<int64_t>(options.warmup_s * 1e9);
+      const int64_t end = window + static_cast<int64_t>(options.duration_s * 1e9);
+      generator.Run(window, end);
+      const double seconds = static_cast<double>(std::min(NowNs(), end) - window) / 1e9;
+      std::vector<int64_t>& latencies = generator.latencies_ns();
+      std::sort(latencies.begin(), latencies.end());
+      std::printf(
+          "{\"requests\":%zu,\"seconds\":%.3f,\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+          "\"errors\":%llu}\n",
+          latencies.size(), seconds, seconds > 0 ? latencies.size() / seconds : 0.0,
+          PercentileUs(latencies, 0.50), PercentileUs(latencies, 0.99),
+          static_cast<unsigned long long>(generator.errors()));
+      if (latencies.empty()) {
+        std::fprintf(stderr, "http_load: no request completed in the window\n");
+        exit_code = 1;
+      }
+    }
+  }
+  freeaddrinfo(addresses);
+  return exit_code;
+}
+
+int RunUdpSink() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  const int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  // Room for a burst while this process waits for its core; needs CAP_NET_ADMIN to exceed
+  // rmem_max, else the plain request is capped by the kernel.
+  const int buffer_bytes = 64 << 20;
+  if (setsockopt(sock, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof(buffer_bytes)) != 0) {
+    setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
+  }
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  if (signal_fd < 0 || sock < 0 ||
+      bind(sock, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      getsockname(sock, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    std::fprintf(stderr, "http_load: cannot open the UDP sink: %s\n", std::strerror(errno));
+    return 1;
+  }
+  std::printf("listening on %u\n", ntohs(address.sin_port));
+  std::fflush(stdout);
+
+  constexpr int kBatch = 32;
+  static char buffers[kBatch][65536];
+  mmsghdr messages[kBatch];
+  iovec vectors[kBatch];
+  uint64_t datagrams = 0;
+  uint64_t bytes = 0;
+  // Reads what is queued; false once the socket is empty.
+  const auto drain_batch = [&] {
+    for (int i = 0; i < kBatch; ++i) {
+      vectors[i] = {buffers[i], sizeof(buffers[i])};
+      messages[i] = {};
+      messages[i].msg_hdr.msg_iov = &vectors[i];
+      messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int received = recvmmsg(sock, messages, kBatch, MSG_DONTWAIT, nullptr);
+    for (int i = 0; i < received; ++i) bytes += messages[i].msg_len;
+    if (received > 0) datagrams += static_cast<uint64_t>(received);
+    return received > 0;
+  };
+  while (true) {
+    pollfd fds[2] = {{sock, POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) drain_batch();
+    // Stop only after what the sender flushed before signalling has been counted.
+    if (fds[1].revents & POLLIN) {
+      while (drain_batch()) {
+      }
+      break;
+    }
+  }
+  std::printf("{\"datagrams\":%llu,\"bytes\":%llu}\n", static_cast<unsigned long long>(datagrams),
+              static_cast<unsigned long long>(bytes));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<Options> options = ParseFlags(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "http_load: %s\n%s", std::string(options.status().message()).c_str(),
+                 kUsage);
+    return 2;
+  }
+  return options->udp_sink ? RunUdpSink() : RunLoad(*options);
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# HTTP middleware benchmark: requests/s and p99 latency of a hello-world server (http_hello)
+# with and without xraysink's middleware, per framework, under the same closed-loop keep-alive
+# load (http_load) on loopback. Traced servers sample every request and send each segment to a
+# counting UDP sink (http_load --udp-sink), so the full per-request cost is measured, and the
+# counts are checked: one segment and one datagram per request, none dropped.
+#
+#   tools/bench/run_http_bench.sh [--connections C] [--duration-s D] [--warmup-s W] [--rounds R]
+#                                 [--frameworks "httplib beast"] [--pin 0|1]
+#
+# Each round runs untraced then traced back to back for each framework; the table gives the
+# median over rounds. --pin 1 pins the server to SERVER_CPU (default 0), the load generator and
+# the sink to CLIENT_CPU (default 1): steadier on an idle machine, but off by default, as on a
+# shared one a pinned server cannot escape another process landing on its core.
+# Targets: throughput overhead <= 5 %, p99 overhead <= 50 us.
+set -euo pipefail
+
+connections=16
+duration_s=10
+warmup_s=2
+rounds=3
+frameworks="httplib beast"
+pin=0
+usage() {
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+while (($#)); do
+  (($# >= 2)) || usage
+  case "$1" in
+    --connections) connections="$2" ;;
+    --duration-s) duration_s="$2" ;;
+    --warmup-s) warmup_s="$2" ;;
+    --rounds) rounds="$2" ;;
+    --frameworks) frameworks="$2" ;;
+    --pin) pin="$2" ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "run_http_bench: bad --rounds '$rounds': expected an integer >= 1" >&2
+  exit 2
+fi
+
+cd "$(dirname "$0")/../.."
+bazel build -c opt //tools/bench:http_load //tools/bench:http_hello
+# Private copies: other builds in this workspace may replace bazel-bin's files while we run.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+bazel_bin="$(bazel info -c opt bazel-bin)"
+cp "$bazel_bin/tools/bench/http_load" "$bazel_bin/tools/bench/http_hello" "$work/"
+
+pin_server=()
+pin_client=()
+server_port="" # these two are set by start()
+sink_port=""
+if ((pin)) && command -v taskset >/dev/null && (($(nproc) >= 2)); then
+  pin_server=(taskset -c "${SERVER_CPU:-0}")
+  pin_client=(taskset -c "${CLIENT_CPU:-1}")
+fi
+
+# start NAME COMMAND...: runs COMMAND with its stdout on fd ${NAME}_fd (stderr to
+# $work/NAME.err) and waits for its "listening on PORT" line; sets ${NAME}_pid and ${NAME}_port.
+# Fails when the process exits (or stays silent for 60 s) before listening.
+start() {
+  local name="$1" fd line
+  shift
+  exec {fd}< <(exec "$@" 2>"$work/$name.err")
+  printf -v "${name}_pid" '%s' "$!"
+  printf -v "${name}_fd" '%s' "$fd"
+  if ! read -r -t 60 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
+    echo "run_http_bench: $name did not start: $(cat "$work/$name.err")" >&2
+    kill -TERM "$!" 2>/dev/null || true
+    wait "$!" || true
+    exec {fd}<&-
+    return 1
+  fi
+  printf -v "${name}_port" '%s' "${line#listening on }"
+}
+
+# stop NAME: SIGTERM, then prints the process's last line (its counters) and reaps it.
+stop() {
+  local pid_var="$1_pid" fd_var="$1_fd" fd line
+  fd="${!fd_var}"
+  kill -TERM "${!pid_var}"
+  read -r -t 60 -u "$fd" line || line="{}"
+  wait "${!pid_var}" || true
+  exec {fd}<&-
+  echo "$line"
+}
+
+field() { sed -nE "s/.*\"$2\":([-0-9.]+).*/\1/p" <<<"$1"; }
+
+# run FRAMEWORK TRACED: one measurement; appends "ROUND rps p99_us" to $work/FRAMEWORK.TRACED.
+run() {
+  local framework="$1" traced="$2" daemon_flags=() load server sink=""
+  if ((traced)); then
+    start sink "${pin_client[@]}" "$work/http_load" --udp-sink
+    daemon_flags=(--daemon "127.0.0.1:$sink_port")
+  fi
+  if ! start server "${pin_server[@]}" "$work/http_hello" --framework "$framework" \
+    --traced "$traced" --port 0 "${daemon_flags[@]}"; then
+    ((traced)) && stop sink >/dev/null
+    return 1
+  fi
+  load="$("${pin_client[@]}" "$work/http_load" --url "http://127.0.0.1:$server_port/hello" \
+    --connections "$connections" --duration-s "$duration_s" --warmup-s "$warmup_s" || true)"
+  server="$(stop server)"
+  ((traced)) && sink="$(stop sink)"
+  echo "  $framework traced=$traced load=$load server=$server${sink:+ sink=$sink}" >&2
+  if [[ -z "$(field "$load" rps)" ]]; then
+    echo "run_http_bench: no result from http_load" >&2
+    return 1
+  fi
+  local requests errors
+  requests="$(field "$server" requests)"
+  errors="$(field "$load" errors)"
+  ((errors == 0)) || echo "run_http_bench: WARNING: $errors errors" >&2
+  if ((traced)) && {
+    [[ "$(field "$server" segments_sent)" != "$requests" ]] ||
+      [[ "$(field "$server" dropped)" != 0 ]] ||
+      [[ "$(field "$sink" datagrams)" != "$requests" ]]
+  }; then
+    echo "run_http_bench: WARNING: not one segment and one datagram per request" >&2
+  fi
+  echo "$round $(field "$load" rps) $(field "$load" p99_us)" >>"$work/$framework.$traced"
+}
+
+echo "load: $connections connections, ${warmup_s}s warm-up + ${duration_s}s, $rounds round(s);" \
+  "pinning: ${pin_server[*]:-none} / ${pin_client[*]:-none}" >&2
+for ((round = 1; round <= rounds; ++round)); do
+  for framework in $frameworks; do
+    run "$framework" 0 || true
+    run "$framework" 1 || true
+  done
+done
+
+# median FILE COLUMN FORMAT: the median of a column of numbers, or n/a when there is none.
+median() {
+  cut -d' ' -f"$2" "$1" | sort -g | awk -v format="$3" '{ v[NR] = $1 } END {
+    if (NR == 0) print "n/a"
+    else printf format "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Overheads are medians of each round's untraced/traced pair (run back to back), which cancels
+# most of the drift of a shared machine; rps and p99 are medians over the paired rounds.
+printf '\n%-8s %12s %12s %10s %12s %12s %12s\n' framework rps_untraced rps_traced \
+  rps_ovh_% p99_untr_us p99_trac_us p99_ovh_us
+for framework in $frameworks; do
+  pairs="$work/$framework.pairs"
+  touch "$work/$framework.0" "$work/$framework.1"
+  # Each line: rps untraced, rps traced, overhead %, p99 untraced, p99 traced, overhead us.
+  join <(sort -k1,1 "$work/$framework.0") <(sort -k1,1 "$work/$framework.1") |
+    awk '{ print $2, $4, ($2 - $4) * 100 / $2, $3, $5, $5 - $3 }' >"$pairs"
+  printf '%-8s %12s %12s %10s %12s %12s %12s\n' "$framework" "$(median "$pairs" 1 %.0f)" \
+    "$(median "$pairs" 2 %.0f)" "$(median "$pairs" 3 %.1f)" "$(median "$pairs" 4 %.1f)" \
+    "$(median "$pairs" 5 %.1f)" "$(median "$pairs" 6 %.1f)"
+done
