@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <system_error>
@@ -39,8 +40,11 @@ class DatagramSender::State {
  public:
   using Item = std::variant<std::string, core::DocumentRef>;
 
-  State(int fd, size_t queue_capacity, bool paused)
-      : fd_(fd), queue_(queue_capacity), paused_(paused) {}
+  State(int fd, const Options& options)
+      : fd_(fd),
+        batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
+        queue_(options.queue_capacity),
+        paused_(options.start_paused) {}
   ~State() { close(fd_); }
 
   // Never blocks; takes the lock only to wake a sleeping sender thread.
@@ -50,19 +54,22 @@ class DatagramSender::State {
       return false;
     }
     // Pairs with Park(): the push is seq_cst, so either the sender sees the item before sleeping
-    // or we see it parked here.
-    if (parked_.load(std::memory_order_seq_cst)) {
-      std::lock_guard lock(mu_);
-      parked_.store(false, std::memory_order_relaxed);
-      wake_.notify_one();
-    }
+    // or we see it parked here. A sender that is only lingering (waiting for a batch to build
+    // up) is not woken: it wakes on its own within batch_delay.
+    if (parked_.load(std::memory_order_seq_cst)) WakeSender();
     return true;
   }
 
   bool Flush(absl::Time deadline) {
     const uint64_t target = queue_.pushed();
     std::unique_lock lock(mu_);
-    return handled_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_ >= target; });
+    if (done_ >= target) return true;
+    ++flushers_;  // ends a linger now: the caller is waiting
+    wake_.notify_one();
+    const bool flushed =
+        handled_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_ >= target; });
+    --flushers_;
+    return flushed;
   }
 
   // Notifies under the lock: once woken, the sender thread may destroy this state (see
@@ -99,6 +106,7 @@ class DatagramSender::State {
     std::vector<std::string> datagrams;
     core::SerializationStats serialization;
     Item item;
+    bool lingered = true;  // since the last item; true at start, so the first item wakes us
     while (true) {
       uint64_t taken = 0;
       while (datagrams.size() < kBatch && queue_.TryPop(item)) {
@@ -111,9 +119,13 @@ class DatagramSender::State {
         }
       }
       if (taken == 0) {
-        if (!Park()) return;
+        // Under load, waiting a moment before sending gathers many datagrams into one sendmmsg
+        // and spares the ending threads a wake-up call per segment; once idle, sleep until woken.
+        if (!(lingered ? Park() : Linger())) return;
+        lingered = !lingered;
         continue;
       }
+      lingered = false;
       item = Item();  // lets go of the last document now rather than at the next one
       Stats counts;
       SendBatch(datagrams, counts);
@@ -122,6 +134,7 @@ class DatagramSender::State {
       done_ += taken;
       stats_.sent += counts.sent;
       stats_.bytes_sent += counts.bytes_sent;
+      stats_.send_calls += counts.send_calls;
       stats_.send_errors += counts.send_errors;
       stats_.connection_refused += counts.connection_refused;
       stats_.message_too_long += counts.message_too_long;
@@ -145,6 +158,21 @@ class DatagramSender::State {
     return !stopping_;
   }
 
+  // Sleeps for batch_delay, or until Flush() or Stop(); false when stopped.
+  bool Linger() {
+    std::unique_lock lock(mu_);
+    if (batch_delay_ > std::chrono::nanoseconds::zero()) {
+      wake_.wait_for(lock, batch_delay_, [this] { return stopping_ || flushers_ > 0; });
+    }
+    return !stopping_;
+  }
+
+  void WakeSender() {
+    std::lock_guard lock(mu_);
+    parked_.store(false, std::memory_order_relaxed);
+    wake_.notify_one();
+  }
+
   // Sends `datagrams`, counting into the send fields of `counts`. A datagram the socket refuses
   // is counted and skipped; the rest still go.
   void SendBatch(std::vector<std::string>& datagrams, Stats& counts) const {
@@ -161,6 +189,7 @@ class DatagramSender::State {
         messages[i].msg_hdr.msg_iovlen = 1;
       }
       const int sent = sendmmsg(fd_, messages.data(), static_cast<unsigned>(count), 0);
+      ++counts.send_calls;
       if (sent > 0) {
         for (int i = 0; i < sent; ++i) counts.bytes_sent += messages[i].msg_len;
         counts.sent += static_cast<uint64_t>(sent);
@@ -197,6 +226,7 @@ class DatagramSender::State {
   }
 
   const int fd_;
+  const std::chrono::nanoseconds batch_delay_;
   internal::BoundedQueue<Item> queue_;
   // Set by the sender thread just before it sleeps, cleared by whoever wakes it: a producer looks
   // at it (one load) to know whether it has to wake the sender.
@@ -209,6 +239,7 @@ class DatagramSender::State {
   std::condition_variable handled_;  // Flush() waits here
   bool paused_;                      // guarded by mu_, like the three below
   bool stopping_ = false;
+  int flushers_ = 0;   // Flush() calls waiting
   uint64_t done_ = 0;  // items the sender thread has handled
   Stats stats_;        // the sender thread's counters
 };
@@ -218,6 +249,10 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
   if (options.queue_capacity < 2 || options.queue_capacity > kMaxQueueCapacity) {
     return absl::InvalidArgumentError(absl::StrCat(
         "emitter queue capacity must be 2..", kMaxQueueCapacity, ", not ", options.queue_capacity));
+  }
+  if (options.batch_delay < absl::ZeroDuration() || options.batch_delay > absl::Minutes(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("emitter batch delay must be 0..1m, not ",
+                                                   absl::FormatDuration(options.batch_delay)));
   }
   if (udp.host.empty() || udp.port == 0) {
     return absl::InvalidArgumentError(
@@ -249,8 +284,7 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
         absl::StrCat("cannot connect a UDP socket to '", udp.ToString(), "': ", ErrnoText(error)));
   }
   std::unique_ptr<DatagramSender> sender(
-      new DatagramSender(std::make_shared<State>(fd, options.queue_capacity, options.start_paused),
-                         options.shutdown_flush_timeout));
+      new DatagramSender(std::make_shared<State>(fd, options), options.shutdown_flush_timeout));
   try {
     sender->thread_ = std::thread([state = sender->state_] { state->Run(); });
   } catch (const std::system_error& error) {

@@ -139,6 +139,36 @@ TEST(DatagramSenderTest, FlushWaitsForTheQueueUntilTheDeadline) {
   EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"one"});
 }
 
+DatagramSender::Options Lingering() {
+  DatagramSender::Options options;
+  options.batch_delay = absl::Minutes(1);  // longer than any deadline below
+  return options;
+}
+
+TEST(DatagramSenderTest, AnItemAfterAnIdleSpellIsSentWithoutWaitingForTheBatchDelay) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Lingering());
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Enqueue("first"));
+  // The sleeping sender is woken by the push, not by the end of a batch delay.
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"first"});
+}
+
+TEST(DatagramSenderTest, FlushAndDestructionCutTheBatchDelayShort) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Lingering());
+  ASSERT_NE(sender, nullptr);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(sender->Enqueue(absl::StrCat(round, ".", i)));
+    EXPECT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20))) << round;
+  }
+  EXPECT_EQ(receiver.Receive(30).size(), 30u);
+  ASSERT_TRUE(sender->Enqueue("last"));
+  auto destroyed = std::async(std::launch::async, [&] { sender.reset(); });
+  EXPECT_EQ(destroyed.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"last"});
+}
+
 TEST(DatagramSenderTest, NothingListeningCostsOnlyCountedErrors) {
   auto sender = NewSender({"127.0.0.1", testing::UnusedUdpPort()});
   ASSERT_NE(sender, nullptr);
@@ -182,6 +212,10 @@ TEST(DatagramSenderTest, BadEndpointsAndOptionsAreErrors) {
       << unresolvable;
   DatagramSender::Options options;
   options.queue_capacity = 1;
+  EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 2000}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options = {};
+  options.batch_delay = absl::Milliseconds(-1);
   EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 2000}, options).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(DatagramSender::Create({"localhost", 2000}).ok());

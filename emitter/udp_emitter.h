@@ -19,6 +19,8 @@ struct EmitterOptions {
   std::string daemon_address;
   // Documents waiting to be sent; more are dropped and counted.
   size_t queue_capacity = DatagramSenderOptions{}.queue_capacity;
+  // How long the sender waits for a batch to build up (see DatagramSenderOptions::batch_delay).
+  absl::Duration batch_delay = DatagramSenderOptions{}.batch_delay;
   // How long destruction waits for queued documents to go out.
   absl::Duration flush_timeout = DatagramSenderOptions{}.shutdown_flush_timeout;
 };
