@@ -2,22 +2,61 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "core/daemon_address.h"
+#include "core/rule_sampler.h"
+#include "emitter/sampling_client.h"
+
 namespace xraysink {
+namespace {
+
+// The sampler `options` ask for, when the user set none. `centralized` receives the centralized
+// sampler, if one is built, for Tracing to start and stop.
+absl::StatusOr<std::shared_ptr<core::Sampler>> MakeSampler(
+    const TracingOptions& options, std::shared_ptr<core::CentralizedSampler>& centralized) {
+  std::shared_ptr<core::Sampler> local;  // null: the built-in rule (1 a second, then 5 %)
+  if (!options.sampling_rules_file.empty()) {
+    auto rules = std::make_shared<core::RuleSampler>();
+    if (absl::Status loaded = rules->LoadFile(options.sampling_rules_file); !loaded.ok()) {
+      return absl::Status(loaded.code(), absl::StrCat("sampling rules: ", loaded.message()));
+    }
+    local = std::move(rules);
+  }
+  if (!options.centralized_sampling) return local;
+  absl::StatusOr<core::DaemonAddress> daemon =
+      core::DaemonAddress::FromEnvironment(options.daemon_address);
+  if (!daemon.ok()) return daemon.status();
+  absl::StatusOr<std::unique_ptr<core::CentralizedSampler>> created =
+      core::CentralizedSampler::Create(
+          {.api = std::make_shared<emitter::SamplingClient>(daemon->tcp),
+           .fallback = std::move(local),
+           .origin = options.recorder.origin});
+  if (!created.ok()) return created.status();
+  centralized = *std::move(created);
+  return centralized;
+}
+
+}  // namespace
 
 Tracing::Tracing(std::shared_ptr<emitter::UdpEmitter> emitter,
-                 std::shared_ptr<core::Recorder> recorder, absl::Duration flush_timeout)
-    : emitter_(std::move(emitter)), recorder_(std::move(recorder)), flush_timeout_(flush_timeout) {
+                 std::shared_ptr<core::Recorder> recorder,
+                 std::shared_ptr<core::CentralizedSampler> centralized_sampler,
+                 absl::Duration flush_timeout)
+    : emitter_(std::move(emitter)),
+      recorder_(std::move(recorder)),
+      centralized_sampler_(std::move(centralized_sampler)),
+      flush_timeout_(flush_timeout) {
   core::SetGlobalRecorder(recorder_);
 }
 
 Tracing::~Tracing() {
+  // The sampler lives on with the recorder, but its thread must not outlive the setup.
+  if (centralized_sampler_) centralized_sampler_->Stop();
   if (core::GlobalRecorderPtr() == recorder_) core::SetGlobalRecorder(nullptr);
   Flush(flush_timeout_);
 }
 
-bool Tracing::Flush(absl::Duration timeout) const {
-  return emitter_->Flush(absl::Now() + timeout);
-}
+bool Tracing::Flush(absl::Duration timeout) const { return emitter_->Flush(absl::Now() + timeout); }
 
 absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
   emitter::EmitterOptions emitter_options;
@@ -25,14 +64,24 @@ absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
   absl::StatusOr<std::shared_ptr<emitter::UdpEmitter>> emitter =
       emitter::UdpEmitter::Create(std::move(emitter_options));
   if (!emitter.ok()) return emitter.status();
+  std::shared_ptr<core::CentralizedSampler> centralized;
+  if (options.recorder.sampler == nullptr) {
+    absl::StatusOr<std::shared_ptr<core::Sampler>> sampler = MakeSampler(options, centralized);
+    if (!sampler.ok()) return sampler.status();
+    options.recorder.sampler = *std::move(sampler);
+  }
   core::RecorderOptions recorder_options = std::move(options.recorder);
   recorder_options.sink = *emitter;
   if (!options.service_name.empty()) recorder_options.service_name = options.service_name;
   absl::StatusOr<std::shared_ptr<core::Recorder>> recorder =
       core::Recorder::Create(std::move(recorder_options));
   if (!recorder.ok()) return recorder.status();
-  return std::unique_ptr<Tracing>(
-      new Tracing(*std::move(emitter), *std::move(recorder), options.flush_timeout));
+  // A disabled SDK (e.g. AWS_XRAY_SDK_ENABLED=false) never asks the sampler: nothing to poll.
+  if (centralized != nullptr && (*recorder)->enabled()) {
+    if (absl::Status started = centralized->Start(); !started.ok()) return started;
+  }
+  return std::unique_ptr<Tracing>(new Tracing(*std::move(emitter), *std::move(recorder),
+                                              std::move(centralized), options.flush_timeout));
 }
 
 }  // namespace xraysink

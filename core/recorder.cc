@@ -50,9 +50,10 @@ std::shared_ptr<Segment> Recorder::CreateSegment(std::string_view name,
   SegmentOptions segment_options;
   segment_options.name = std::string(name.empty() ? std::string_view(service_name_) : name);
   if (segment_options.name.empty()) segment_options.name = "unnamed";
-  SamplingDecision decision = options.sampling
-                                  ? std::move(*options.sampling)
-                                  : sampler_->ShouldTrace(SamplingRequest{.service = name});
+  SamplingDecision decision =
+      options.sampling ? std::move(*options.sampling)
+                       : sampler_->ShouldTrace(SamplingRequest{.service = segment_options.name,
+                                                               .service_type = settings_->origin});
   segment_options.trace_id = options.trace_id;
   segment_options.parent_id = options.parent_id;
   segment_options.sampled = decision.sampled;
@@ -141,7 +142,9 @@ bool Recorder::PutMetadata(std::string_view key, JsonValue value, std::string_vi
 
 SamplingDecision Recorder::Sample(const SamplingRequest& request) {
   if (!enabled_) return SamplingDecision{};
-  return sampler_->ShouldTrace(request);
+  SamplingRequest with_origin = request;  // centralized rules match on the service type
+  if (with_origin.service_type.empty()) with_origin.service_type = settings_->origin;
+  return sampler_->ShouldTrace(with_origin);
 }
 
 void Recorder::ReportContextMissing(std::string_view operation) {

@@ -41,7 +41,7 @@ struct BeginSegmentOptions {
   TraceId trace_id;    // empty: a new trace
   EntityId parent_id;  // the caller's entity (from the trace header), if any
   // Set: this decision (from a trace header, or the middleware's sampler call). Unset: the
-  // recorder's sampler decides with only the service name.
+  // recorder's sampler decides with only the segment's name and the recorder's origin.
   std::optional<SamplingDecision> sampling;
   std::string propagated_header_keys;  // extra trace header keys to forward downstream
   double start_time = 0;
@@ -104,7 +104,7 @@ class Recorder {
 
   // A segment that is not made current (for code that manages entities by hand, and tasks).
   std::shared_ptr<Segment> CreateSegment(std::string_view name, BeginSegmentOptions options);
-  // Asks the sampler (never called when disabled).
+  // Asks the sampler (never called when disabled); an empty service_type is the origin's.
   SamplingDecision Sample(const SamplingRequest& request);
 
   // Reports that an entity was needed and the flow has none (per the strategy).
