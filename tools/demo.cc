@@ -57,7 +57,8 @@ At start-up it runs one background job outside any request (a trace of its own).
   --downstream URL      e.g. http://127.0.0.1:8081 (default: none; /downstream answers 502)
   --framework F         httplib (default) or beast
   --name NAME           segment name (default demo; AWS_XRAY_TRACING_NAME wins)
-  --sampling-rules FILE local sampling rules (JSON, version 1 or 2)
+  --sampling-rules FILE local sampling rules (JSON, version 1 or 2); they decide while the
+                        daemon's centralized rules are unavailable
   --log-group NAME|ARN  CloudWatch log group linked from every segment
   --client URL PATH...  instead of serving: GET each PATH from URL, print the statuses
 )";
@@ -140,6 +141,21 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int& exit_code) {
   return flags;
 }
 
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+// Returns once SIGINT or SIGTERM arrives (they are blocked in every thread).
+void WaitForStopSignal() {
+  const sigset_t signals = StopSignals();
+  int received = 0;
+  sigwait(&signals, &received);
+}
+
 // --client: GETs each path in turn (untraced: it plays an outside caller).
 int RunClient(const Flags& flags) {
   httplib::Client client(flags.client_url);
@@ -183,10 +199,16 @@ int ServeHttplib(const Flags& flags, Routes& routes, asio::io_context& io) {
     return 1;
   }
   std::cout << "listening on " << port << std::endl;
-  static httplib::Server* running = &server;
-  signal(SIGTERM, [](int) { running->stop(); });
-  signal(SIGINT, [](int) { running->stop(); });
+  // SIGINT/SIGTERM are blocked in every thread (main); this thread takes them and stops the
+  // server from ordinary code, not from a signal handler (httplib's stop() is not
+  // async-signal-safe).
+  std::thread stopper([&server] {
+    WaitForStopSignal();
+    server.stop();
+  });
   server.listen_after_bind();
+  pthread_kill(stopper.native_handle(), SIGTERM);  // wakes it if listen ended on its own
+  stopper.join();
   return 0;
 }
 
@@ -221,12 +243,7 @@ int ServeBeast(const Flags& flags, Routes& routes, asio::io_context& io) {
   };
   asio::co_spawn(io, xraysink::middleware::ServeTraced(std::move(acceptor), tracer, handler),
                  asio::detached);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  int received = 0;
-  sigwait(&signals, &received);
+  WaitForStopSignal();
   return 0;
 }
 
@@ -237,6 +254,10 @@ int main(int argc, char** argv) {
   const std::optional<Flags> flags = ParseFlags(argc, argv, exit_code);
   if (!flags) return exit_code;
   if (!flags->client_url.empty()) return RunClient(*flags);
+  // Blocked before any thread starts, so every thread inherits the mask and the signals wait
+  // for WaitForStopSignal instead of interrupting a thread.
+  const sigset_t stop_signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   xraysink::TracingOptions options;
   options.service_name = flags->name;
@@ -246,26 +267,13 @@ int main(int argc, char** argv) {
       return UsageError("--log-group: " + std::string(added.message()));
     }
   }
-  if (!flags->sampling_rules.empty()) {
-    absl::StatusOr<std::shared_ptr<xraysink::core::Sampler>> sampler =
-        xraysink::tools::demo::LoadSampler(flags->sampling_rules);
-    if (!sampler.ok())
-      return UsageError("--sampling-rules: " + std::string(sampler.status().message()));
-    options.recorder.sampler = *sampler;
-  }
+  options.sampling_rules_file = flags->sampling_rules;
   absl::StatusOr<std::unique_ptr<xraysink::Tracing>> tracing = xraysink::Configure(options);
   if (!tracing.ok()) {
     std::cerr << "demo: " << tracing.status().message() << "\n";
     return 1;
   }
 
-  if (flags->framework == "beast") {  // delivered to sigwait in ServeBeast, not to a thread
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  }
   asio::io_context io;
   auto work = asio::make_work_guard(io);
   std::vector<std::thread> pool;

@@ -13,7 +13,6 @@
 #include "context/scopes.h"
 #include "context/traced_executor.h"
 #include "core/recorder.h"
-#include "core/rule_sampler.h"
 #include "logs/trace_id.h"
 #include "middleware/httplib_client.h"
 #include "tasks/task.h"
@@ -68,8 +67,10 @@ asio::awaitable<Reply> Routes::Handle(std::string path) {
 asio::awaitable<Reply> Routes::Work() {
   co_await Wait("compute", 10ms);
   // A child task: a "Create Task" subsegment here, its own segment of this trace there.
-  asio::co_spawn(co_await asio::this_coro::executor,
-                 tasks::Traced("send-report", SendReport("work")), asio::detached);
+  // The executor is fetched in a statement of its own: in a full-expression that also holds a
+  // co_await, g++ 12 destroys a stale copy of Traced's by-value arguments (a double free).
+  const auto executor = co_await asio::this_coro::executor;
+  asio::co_spawn(executor, tasks::Traced("send-report", SendReport("work")), asio::detached);
   co_return Reply{200, "worked\n"};
 }
 
@@ -83,12 +84,6 @@ asio::awaitable<Reply> Routes::Downstream() {
   if (!result)
     co_return Reply{502, "downstream failed: " + httplib::to_string(result.error()) + "\n"};
   co_return Reply{200, "downstream said: " + result->body};
-}
-
-absl::StatusOr<std::shared_ptr<core::Sampler>> LoadSampler(const std::string& path) {
-  auto sampler = std::make_shared<core::RuleSampler>();
-  if (absl::Status loaded = sampler->LoadFile(path); !loaded.ok()) return loaded;
-  return sampler;
 }
 
 }  // namespace xraysink::tools::demo

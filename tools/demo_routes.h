@@ -3,11 +3,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <memory>
 #include <string>
-
-#include "absl/status/statusor.h"
-#include "core/sampler.h"
 
 namespace xraysink::tools::demo {
 
@@ -36,9 +32,6 @@ class Routes {
   boost::asio::io_context& io_;
   const std::string downstream_;
 };
-
-// A sampler from a local rules file (--sampling-rules).
-absl::StatusOr<std::shared_ptr<core::Sampler>> LoadSampler(const std::string& path);
 
 }  // namespace xraysink::tools::demo
 
