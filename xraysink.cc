@@ -53,7 +53,9 @@ Tracing::~Tracing() {
   // The sampler lives on with the recorder, but its thread must not outlive the setup.
   if (centralized_sampler_) centralized_sampler_->Stop();
   if (core::GlobalRecorderPtr() == recorder_) core::SetGlobalRecorder(nullptr);
-  Flush(flush_timeout_);
+  // Flushes, bounded by flush_timeout. The recorder may be kept alive (references from
+  // GlobalRecorder()), and with it the emitter; the emitter's thread must not be.
+  emitter_->Close();
 }
 
 bool Tracing::Flush(absl::Duration timeout) const { return emitter_->Flush(absl::Now() + timeout); }
@@ -61,6 +63,7 @@ bool Tracing::Flush(absl::Duration timeout) const { return emitter_->Flush(absl:
 absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
   emitter::EmitterOptions emitter_options;
   emitter_options.daemon_address = options.daemon_address;
+  emitter_options.flush_timeout = options.flush_timeout;
   absl::StatusOr<std::shared_ptr<emitter::UdpEmitter>> emitter =
       emitter::UdpEmitter::Create(std::move(emitter_options));
   if (!emitter.ok()) return emitter.status();

@@ -49,6 +49,10 @@ class DatagramSender::State {
 
   // Never blocks; takes the lock only to wake a sleeping sender thread.
   bool Push(Item item) {
+    if (closed_.load(std::memory_order_relaxed)) {
+      dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
     if (!queue_.TryPush(std::move(item))) {
       dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
       return false;
@@ -80,6 +84,9 @@ class DatagramSender::State {
     wake_.notify_one();
   }
 
+  // Refuses further items (counted); what is already queued still goes until Stop().
+  void Close() { closed_.store(true, std::memory_order_relaxed); }
+
   // The thread stops after its current batch; what is still queued is dropped with the state.
   void Stop() {
     std::lock_guard lock(mu_);
@@ -87,11 +94,18 @@ class DatagramSender::State {
     wake_.notify_one();
   }
 
+  // Once the sender thread has stopped: counts what it left in the queue as dropped.
+  void DropLeftovers() {
+    Item item;
+    while (queue_.TryPop(item)) dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   Stats stats() const {
     std::lock_guard lock(mu_);
     Stats stats = stats_;
     stats.enqueued = queue_.pushed();
     stats.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
+    stats.dropped_closed = dropped_closed_.load(std::memory_order_relaxed);
     return stats;
   }
 
@@ -232,6 +246,8 @@ class DatagramSender::State {
   // at it (one load) to know whether it has to wake the sender.
   std::atomic<bool> parked_{false};
   std::atomic<uint64_t> dropped_queue_full_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> dropped_closed_{0};
 
   // std, not absl: the system Abseil is not built for TSan, which would not see its ordering.
   mutable std::mutex mu_;
@@ -297,7 +313,11 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
 DatagramSender::DatagramSender(std::shared_ptr<State> state, absl::Duration shutdown_flush_timeout)
     : state_(std::move(state)), shutdown_flush_timeout_(shutdown_flush_timeout) {}
 
-DatagramSender::~DatagramSender() {
+DatagramSender::~DatagramSender() { Close(); }
+
+void DatagramSender::Close() {
+  std::lock_guard lock(close_mu_);
+  state_->Close();
   if (!thread_.joinable()) return;
   if (thread_.get_id() == std::this_thread::get_id()) {
     // The sender thread let go of the last reference to our owner: it cannot wait for itself.
@@ -308,6 +328,7 @@ DatagramSender::~DatagramSender() {
   state_->Flush(absl::Now() + shutdown_flush_timeout_);
   state_->Stop();
   thread_.join();
+  state_->DropLeftovers();
 }
 
 bool DatagramSender::Enqueue(std::string datagram) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -44,6 +45,7 @@ class DatagramSender {
   struct Stats {
     uint64_t enqueued = 0;            // items accepted into the queue
     uint64_t dropped_queue_full = 0;  // items refused because the queue was full
+    uint64_t dropped_closed = 0;      // items refused or left unsent by Close()
     uint64_t sent = 0;                // datagrams the socket accepted
     uint64_t bytes_sent = 0;
     uint64_t send_calls = 0;          // sendmmsg calls: sent / send_calls is the batch size
@@ -59,7 +61,7 @@ class DatagramSender {
   // endpoint, a host that does not resolve, bad options, no socket or thread available.
   static absl::StatusOr<std::unique_ptr<DatagramSender>> Create(const core::Endpoint& udp,
                                                                 Options options = {});
-  // Waits up to `shutdown_flush_timeout` for the queue to drain, then stops the thread.
+  // Close().
   ~DatagramSender();
   DatagramSender(const DatagramSender&) = delete;
   DatagramSender& operator=(const DatagramSender&) = delete;
@@ -73,6 +75,11 @@ class DatagramSender {
   // Waits until every item enqueued before the call was sent (or failed to send), or until
   // `deadline`. True when everything was handled in time.
   bool Flush(absl::Time deadline);
+
+  // Waits up to `shutdown_flush_timeout` for the queue to drain, then stops the sender thread.
+  // Items enqueued afterwards, or still queued then, are dropped and counted
+  // (dropped_closed). Idempotent; for shutdown, once the producers are done.
+  void Close();
 
   // Lets a sender created with `start_paused` run. No effect otherwise.
   void Resume();
@@ -89,6 +96,7 @@ class DatagramSender {
 
   const std::shared_ptr<State> state_;
   const absl::Duration shutdown_flush_timeout_;
+  std::mutex close_mu_;  // serializes Close() calls
   std::thread thread_;
 };
 

@@ -169,6 +169,33 @@ TEST(DatagramSenderTest, FlushAndDestructionCutTheBatchDelayShort) {
   EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"last"});
 }
 
+TEST(DatagramSenderTest, CloseSendsWhatIsQueuedThenRefusesAndCounts) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Lingering());
+  ASSERT_NE(sender, nullptr);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(sender->Enqueue(absl::StrCat("q", i)));
+  sender->Close();
+  EXPECT_EQ(receiver.Receive(5).size(), 5u);
+  EXPECT_FALSE(sender->Enqueue("after"));
+  sender->Close();  // idempotent
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.sent, 5u);
+  EXPECT_EQ(stats.dropped_closed, 1u);
+}
+
+TEST(DatagramSenderTest, CloseCountsWhatItCouldNotSendInTime) {
+  UdpReceiver receiver;
+  DatagramSender::Options options = Paused();
+  options.shutdown_flush_timeout = absl::ZeroDuration();
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(sender->Enqueue("never"));
+  sender->Close();
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.sent, 0u);
+  EXPECT_EQ(stats.dropped_closed, 3u);
+}
+
 TEST(DatagramSenderTest, NothingListeningCostsOnlyCountedErrors) {
   auto sender = NewSender({"127.0.0.1", testing::UnusedUdpPort()});
   ASSERT_NE(sender, nullptr);

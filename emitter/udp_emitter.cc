@@ -30,6 +30,8 @@ bool UdpEmitter::SendRaw(std::string datagram) { return sender_->Enqueue(std::mo
 
 bool UdpEmitter::Flush(absl::Time deadline) { return sender_->Flush(deadline); }
 
+void UdpEmitter::Close() { sender_->Close(); }
+
 UdpEmitter::Stats UdpEmitter::stats() const { return sender_->stats(); }
 
 }  // namespace xraysink::emitter

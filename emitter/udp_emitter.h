@@ -42,6 +42,10 @@ class UdpEmitter : public core::SegmentSink {
   bool SendRaw(std::string datagram);
   // Waits until everything queued before the call was sent, or `deadline`; true if all was.
   bool Flush(absl::Time deadline);
+  // Flushes (bounded by flush_timeout) and stops the sending thread; later documents are
+  // dropped and counted (stats().dropped_closed). For shutdown: the recorder may outlive the
+  // setup that owns this emitter, but its thread should not.
+  void Close();
   Stats stats() const;
 
  private:

@@ -198,7 +198,7 @@ TEST_F(ConfigureSamplingTest, UserSamplerIsUsedAsIs) {
   EXPECT_EQ(tracing->centralized_sampler(), nullptr);
 }
 
-TEST_F(ConfigureSamplingTest, DestroyingTracingStopsThePoller) {
+TEST_F(ConfigureSamplingTest, DestroyingTracingStopsThePollerAndTheEmitterThread) {
   daemon_->SetSamplingRules({Rule("keep-all", 1, "*", 1)});
   std::unique_ptr<Tracing> tracing = Start(Options());
   ASSERT_NE(tracing, nullptr);
@@ -220,6 +220,8 @@ TEST_F(ConfigureSamplingTest, DestroyingTracingStopsThePoller) {
   recorder = tracing->recorder_ptr();  // held across destruction as above
   before = ThreadCount();
   tracing.reset();
+  // The emitter's sending thread stops too, although the recorder (and so the emitter) lives on.
+  EXPECT_EQ(before - ThreadCount(), 1u);
   EXPECT_EQ(stopped_with_poller, before - ThreadCount() + 1);
 }
 
