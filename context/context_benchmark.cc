@@ -1,6 +1,8 @@
 // Cost of making the X-Ray context follow async work: a handler posted through a
 // TracedExecutor vs the plain io_context executor, and a coroutine resumption, on a single
-// thread run loop. Each flow has a segment and one open subsegment, as a request would.
+// thread run loop. Each flow has a segment and one open subsegment, as a request would. Then the
+// cost of tracing a background job (tasks::Traced): its segment begun and ended, and its
+// hand-off to a coroutine of its own, vs the same job spawned untraced.
 //
 //   bazel run -c opt //context:context_benchmark
 
@@ -12,9 +14,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <memory>
+#include <utility>
 
 #include "context/traced_executor.h"
 #include "core/recorder.h"
+#include "tasks/task.h"
 
 namespace xraysink::context {
 namespace {
@@ -26,14 +30,19 @@ class SampleAll : public core::Sampler {
   core::SamplingDecision ShouldTrace(const core::SamplingRequest&) override { return {true, ""}; }
 };
 
-// A recorder whose finished segments go nowhere, and an open segment + subsegment installed.
+// A recorder sampling everything whose finished segments go nowhere (serializing and sending
+// them is the emitter's cost, measured there).
+std::shared_ptr<core::Recorder> NowhereRecorder() {
+  core::RecorderOptions options;
+  options.read_environment = false;
+  options.sampler = std::make_shared<SampleAll>();
+  return *core::Recorder::Create(std::move(options));
+}
+
+// A recorder as above, and an open segment + subsegment installed.
 class OpenFlow {
  public:
-  OpenFlow() : restore_(CapturedContext()) {
-    core::RecorderOptions options;
-    options.read_environment = false;
-    options.sampler = std::make_shared<SampleAll>();
-    recorder_ = *core::Recorder::Create(std::move(options));
+  OpenFlow() : restore_(CapturedContext()), recorder_(NowhereRecorder()) {
     recorder_->BeginSegment("benchmark");
     recorder_->BeginSubsegment("work");
   }
@@ -134,6 +143,47 @@ void BM_ResumeOnPostToTraced(benchmark::State& state) {
   Resume(state, PostsTo, MakeTracedExecutor(io.get_executor()), io);
 }
 BENCHMARK(BM_ResumeOnPostToTraced);
+
+// ---------------------------------------------------------------------------- tasks
+
+asio::awaitable<void> Job() { co_return; }
+
+// Batches of kJobs jobs spawned on the traced executor and run to completion; per job. With
+// argument 1 they are started by a request's flow (its segment is begun and ended around each
+// batch, whose size keeps it under the streaming threshold): traced, each job records a
+// `Create Task` subsegment in the request and runs as its own segment, begun and ended in its
+// coroutine. With argument 0 there is no request: each traced job begins a new trace.
+constexpr int kJobs = 10;
+
+template <typename MakeJob>
+void SpawnJobs(benchmark::State& state, MakeJob make_job) {
+  const bool in_request = state.range(0) != 0;
+  ScopedRestore fresh{CapturedContext()};
+  const std::shared_ptr<core::Recorder> recorder = NowhereRecorder();
+  tasks::TaskOptions options;
+  options.recorder = recorder.get();
+  asio::io_context io(1);
+  const auto executor = MakeTracedExecutor(io.get_executor());
+  for (auto _ : state) {
+    if (in_request) recorder->BeginSegment("request");
+    for (int i = 0; i < kJobs; ++i) asio::co_spawn(executor, make_job(options), asio::detached);
+    if (in_request) recorder->EndSegment();
+    io.restart();
+    io.run();
+  }
+  state.SetItemsProcessed(state.iterations() * kJobs);
+}
+
+void BM_SpawnJobUntraced(benchmark::State& state) {
+  SpawnJobs(state, [](const tasks::TaskOptions&) { return Job(); });
+}
+BENCHMARK(BM_SpawnJobUntraced)->Arg(0)->Arg(1);
+
+void BM_SpawnJobTraced(benchmark::State& state) {
+  SpawnJobs(state,
+            [](const tasks::TaskOptions& options) { return tasks::Traced("job", Job(), options); });
+}
+BENCHMARK(BM_SpawnJobTraced)->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace xraysink::context

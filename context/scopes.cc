@@ -1,10 +1,34 @@
 #include "context/scopes.h"
 
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 #include <utility>
 
 #include "core/context_slot.h"
 
 namespace xraysink::context {
+namespace {
+
+bool IsCancellation(const std::exception_ptr& exception) {
+  try {
+    std::rethrow_exception(exception);
+  } catch (const boost::system::system_error& e) {
+    return e.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void RecordException(core::Entity& entity, const std::exception_ptr& exception) {
+  if (IsCancellation(exception)) {
+    entity.PutAnnotation("cancelled", true);
+  } else {
+    entity.AddException(exception);
+  }
+}
+
 namespace internal {
 namespace {
 
@@ -23,7 +47,7 @@ EntityScope::EntityScope(core::Recorder& recorder, core::Entity* entity)
 
 void EntityScope::RecordException(const std::exception_ptr& exception) {
   if (entity_ == nullptr || exception == nullptr) return;
-  entity_->AddException(exception);
+  context::RecordException(*entity_, exception);
   recorded_ = true;
 }
 
@@ -31,7 +55,9 @@ void EntityScope::RecordEscapingException() {
   if (recorded_ || std::uncaught_exceptions() <= uncaught_at_begin_) return;
   core::ExceptionData escaped;
   escaped.type = "unknown";
-  escaped.message = "an exception escaped the scope (record it from a catch for its type)";
+  escaped.message =
+      "an exception escaped the scope (record it from a catch for its type, and for a "
+      "cancellation not to be a fault)";
   entity_->AddException(std::move(escaped));
 }
 

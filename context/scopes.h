@@ -9,6 +9,15 @@
 #include "core/recorder.h"
 
 namespace xraysink::context {
+
+// Records on `entity` how `exception` ended it. A cancellation (boost::system::system_error with
+// asio::error::operation_aborted, which Asio throws from an operation cancelled by cancel(), a
+// cancellation slot or an awaitable_operators race) is not a fault: it is recorded as the
+// annotation `cancelled = true` (searchable) with neither fault nor error. Anything else is
+// recorded as fault + cause with its type, message and stack. The scopes and tasks::Traced
+// record what they catch through this, so they agree.
+void RecordException(core::Entity& entity, const std::exception_ptr& exception);
+
 namespace internal {
 
 // What both scopes share: the entity begun (null when the recorder is disabled or nothing
@@ -18,14 +27,16 @@ class EntityScope {
   EntityScope(const EntityScope&) = delete;
   EntityScope& operator=(const EntityScope&) = delete;
 
-  // Records `exception` (by default the one being handled: call it from a catch block) as fault
-  // + cause with its type, message and stack. The scope then adds nothing when it unwinds.
+  // Records `exception` (by default the one being handled: call it from a catch block) as
+  // context::RecordException does: a cancellation as `cancelled = true`, anything else as fault
+  // + cause. The scope then adds nothing when it unwinds.
   void RecordException(const std::exception_ptr& exception = std::current_exception());
 
  protected:
   EntityScope(core::Recorder& recorder, core::Entity* entity);
-  // Records fault + cause when an exception is unwinding the scope and none was recorded (the
-  // destructor cannot see which one it is).
+  // Records fault + cause of unknown type when an exception is unwinding the scope and none was
+  // recorded: C++ gives a destructor no access to the exception unwinding it, so it cannot tell
+  // a cancellation from an error.
   void RecordEscapingException();
 
   core::Recorder& recorder_;
@@ -37,7 +48,9 @@ class EntityScope {
 }  // namespace internal
 
 // Begins a segment (on `recorder`, by default core::GlobalRecorder()) and ends it when the
-// scope ends, on every path; an exception escaping the scope is recorded as fault + cause.
+// scope ends, on every path. An exception recorded with RecordException() is a fault + cause, or
+// `cancelled = true` when it is a cancellation (see context::RecordException); one escaping the
+// scope unrecorded is a fault of unknown type (a destructor cannot see which exception it is).
 class SegmentScope : public internal::EntityScope {
  public:
   explicit SegmentScope(std::string_view name = "", core::BeginSegmentOptions options = {});
@@ -50,10 +63,13 @@ class SegmentScope : public internal::EntityScope {
 };
 
 // Begins a subsegment under the current flow's innermost entity and ends it when the scope
-// ends, on every path; an exception escaping the scope is recorded as fault + cause:
+// ends, on every path. Exceptions are recorded as for SegmentScope: an escaping one is a fault
+// of unknown type, so record it from a catch for its type and message, and to have a
+// cancellation (e.g. of an awaited timer or socket operation) recorded as `cancelled = true`
+// rather than as a fault; the exception propagates unchanged either way:
 //
 //   SubsegmentScope scope("query");
-//   try { ... } catch (...) { scope.RecordException(); throw; }  // optional: type and message
+//   try { co_await ...; } catch (...) { scope.RecordException(); throw; }
 class SubsegmentScope : public internal::EntityScope {
  public:
   explicit SubsegmentScope(std::string_view name, core::Namespace ns = core::Namespace::kLocal);

@@ -7,6 +7,7 @@
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/strand.hpp>
+#include <concepts>
 #include <type_traits>
 #include <utility>
 
@@ -85,7 +86,14 @@ class TracedExecutor {
  public:
   using inner_executor_type = Inner;
 
-  explicit TracedExecutor(Inner inner) noexcept requires(!kBound) : inner_(std::move(inner)) {}
+  // Takes exactly `Inner`. A constructor from anything converting to `Inner` is a candidate for
+  // copying a TracedExecutor<any_io_executor>; checking it asks whether a TracedExecutor
+  // converts to any_io_executor, i.e. whether it is an executor, i.e. whether it is copyable: a
+  // loop, which made TracedExecutor<any_io_executor> unusable as an any_io_executor.
+  template <typename I>
+  requires(!kBound &&
+           std::same_as<std::decay_t<I>, Inner>) explicit TracedExecutor(I&& inner) noexcept
+      : inner_(std::forward<I>(inner)) {}
   TracedExecutor(Inner inner, CapturedContext captured) noexcept requires(kBound)
       : inner_(std::move(inner)), captured_(std::move(captured)) {}
 

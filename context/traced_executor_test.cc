@@ -8,18 +8,23 @@
 #include <boost/asio/defer.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "context/handoff.h"
@@ -324,6 +329,116 @@ TEST_F(TracedExecutorTest, ExceptionInsideSubsegmentScopeOfACoroutineIsAFaultWit
   EXPECT_TRUE(failing["fault"].GetBool());
   EXPECT_EQ(failing["cause"]["exceptions"].Size(), 1u);
   EXPECT_TRUE(documents[0]["fault"].GetBool());
+}
+
+TEST_F(TracedExecutorTest, CancelledWaitRecordedByItsScopesIsNotAFault) {
+  std::exception_ptr escaped;
+  auto request = [&]() -> awaitable<void> {
+    SegmentScope segment(recorder_, "request");
+    try {
+      {
+        SubsegmentScope failing(recorder_, "failing");
+        try {
+          throw std::runtime_error("boom");
+        } catch (...) {
+          failing.RecordException();
+        }
+      }
+      SubsegmentScope waiting(recorder_, "wait");
+      const auto executor = co_await asio::this_coro::executor;
+      asio::steady_timer timer(executor, std::chrono::hours(1));
+      // On the strand, the cancel runs once the wait has begun.
+      asio::post(executor, [&timer] { timer.cancel(); });
+      try {
+        co_await timer.async_wait(use_awaitable);
+      } catch (...) {
+        waiting.RecordException();
+        throw;
+      }
+    } catch (...) {
+      segment.RecordException();
+      throw;
+    }
+  };
+  asio::co_spawn(asio::make_strand(ex_), request(), [&](std::exception_ptr e) { escaped = e; });
+  ASSERT_TRUE(RunPool(io_, kThreads));
+
+  // The cancellation reaches the completion unchanged.
+  ASSERT_NE(escaped, nullptr);
+  try {
+    std::rethrow_exception(escaped);
+  } catch (const boost::system::system_error& e) {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+  } catch (...) {
+    ADD_FAILURE() << "not the cancellation";
+  }
+  auto documents = t_.Documents();
+  ASSERT_EQ(documents.size(), 1u);
+  const rapidjson::Value& segment = documents[0];
+  const auto& failing = segment["subsegments"][0];
+  const auto& waiting = segment["subsegments"][1];
+  EXPECT_STREQ(waiting["name"].GetString(), "wait");
+  for (const auto* cancelled : {&segment, &waiting}) {
+    EXPECT_FALSE(cancelled->HasMember("fault"));
+    EXPECT_FALSE(cancelled->HasMember("error"));
+    EXPECT_FALSE(cancelled->HasMember("cause"));
+    EXPECT_TRUE((*cancelled)["annotations"]["cancelled"].GetBool());
+  }
+  // A real exception still is a fault with its cause.
+  EXPECT_TRUE(failing["fault"].GetBool());
+  EXPECT_FALSE(failing.HasMember("annotations"));
+  EXPECT_STREQ(failing["cause"]["exceptions"][0]["type"].GetString(), "std::runtime_error");
+  EXPECT_STREQ(failing["cause"]["exceptions"][0]["message"].GetString(), "boom");
+}
+
+// ---------------------------------------------------------------------------- any_io_executor
+
+// A traced executor over a type-erased one, itself type-erased again: what code that only knows
+// any_io_executor (Beast, libraries, a coroutine's this_coro::executor) ends up with.
+using TracedAny = TracedExecutor<asio::any_io_executor>;
+static_assert(asio::execution::is_executor<TracedAny>::value);
+static_assert(std::is_convertible_v<TracedAny, asio::any_io_executor>);
+static_assert(std::is_constructible_v<asio::ip::udp::socket, const TracedAny&>);
+
+TEST_F(TracedExecutorTest, AnyIoExecutorOverATracedOneCarriesEachFlowAcrossTimersAndPosts) {
+  constexpr int kFlows = 200;
+  constexpr int kHops = 3;
+  const TracedAny traced = MakeTracedExecutor(asio::any_io_executor(io_.get_executor()));
+  const asio::any_io_executor executor = traced;
+  auto run_flow = [&](int flow) -> awaitable<void> {
+    Check((co_await asio::this_coro::executor).target<TracedAny>() != nullptr);
+    SegmentScope segment(recorder_, "flow");
+    segment.segment()->PutAnnotation("flow", flow);
+    for (int hop = 0; hop < kHops; ++hop) {
+      SubsegmentScope step(recorder_, "hop");
+      asio::steady_timer timer(traced, std::chrono::microseconds(flow % 1000));
+      co_await timer.async_wait(use_awaitable);
+      Check(Recorder::PeekCurrentEntity() == step.subsegment());
+      co_await asio::post(use_awaitable);
+      Check(Recorder::PeekCurrentEntity() == step.subsegment());
+      co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+      Check(Recorder::PeekCurrentEntity() == step.subsegment());
+    }
+    Check(Recorder::PeekCurrentEntity() == segment.segment());
+  };
+  std::atomic<int> failed{0};
+  for (int flow = 0; flow < kFlows; ++flow) {
+    asio::co_spawn(executor, run_flow(flow), [&](std::exception_ptr e) {
+      if (e) ++failed;
+    });
+  }
+  ASSERT_TRUE(RunPool(io_, kThreads));
+  EXPECT_EQ(failed.load(), 0);
+  ASSERT_EQ(crossed_.load(), 0);
+  auto documents = t_.Documents();
+  ASSERT_EQ(documents.size(), static_cast<size_t>(kFlows));
+  std::set<int> flows;
+  for (const auto& document : documents) {
+    flows.insert(document["annotations"]["flow"].GetInt());
+    EXPECT_EQ(document["subsegments"].Size(), static_cast<size_t>(kHops));
+  }
+  EXPECT_EQ(flows.size(), static_cast<size_t>(kFlows));
+  EXPECT_EQ(recorder_.stats().context_missing, 0u);
 }
 
 // ---------------------------------------------------------------------------- plain executors

@@ -32,7 +32,7 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
   httplib::Result result = client_->Post(path, body, "application/json");
   if (!result) {
     return absl::UnavailableError(absl::StrCat("POST ", path, " to the X-Ray daemon at ", endpoint_,
-                                               ": ", httplib::to_string(result.error())));
+                                               ": ", httplib::to_string(result.error()), " error"));
   }
   if (result->status != 200) {
     return absl::UnavailableError(absl::StrCat("POST ", path, " to the X-Ray daemon at ", endpoint_,

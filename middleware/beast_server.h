@@ -1,7 +1,6 @@
 #ifndef XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 #define XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -45,27 +44,6 @@ std::optional<int64_t> ContentLength(const boost::beast::http::response<Body>& r
   if (const auto size = response.payload_size()) return static_cast<int64_t>(*size);
   return std::nullopt;
 }
-
-// asio::any_io_executor under another name. context::TracedExecutor<asio::any_io_executor> is
-// not convertible back to any_io_executor (the check recurses through TracedExecutor's
-// constructor from its inner executor); over this type, whose conversions are explicit, it is.
-// What it derives (require, prefer) stays an AnyExecutor so derived traced executors convert too.
-class AnyExecutor : public boost::asio::any_io_executor {
- public:
-  explicit AnyExecutor(boost::asio::any_io_executor executor) noexcept
-      : any_io_executor(std::move(executor)) {}
-
-  template <typename Property>
-  auto require(const Property& property) const
-      -> decltype(AnyExecutor(std::declval<const any_io_executor&>().require(property))) {
-    return AnyExecutor(any_io_executor::require(property));
-  }
-  template <typename Property>
-  auto prefer(const Property& property) const
-      -> decltype(AnyExecutor(std::declval<const any_io_executor&>().prefer(property))) {
-    return AnyExecutor(any_io_executor::prefer(property));
-  }
-};
 
 // Runs `handler` as the request's flow: spawned on a traced executor, this coroutine starts in
 // its own copy of the spawner's context, which it replaces with the request's segment; the
@@ -114,8 +92,7 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
   TracedRequest traced = internal::BeginBeast(tracer, request, peer);
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
-  const context::TracedExecutor<internal::AnyExecutor> executor(
-      internal::AnyExecutor(co_await asio::this_coro::executor));
+  const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
   std::exception_ptr error;
   Response response;
   try {

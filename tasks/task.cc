@@ -1,22 +1,11 @@
 #include "tasks/task.h"
 
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
+#include "context/scopes.h"
 
 namespace xraysink::tasks::internal {
 namespace {
 
 constexpr char kUserAgent[] = "BackgroundTask xraysink-cpp/";
-
-bool IsCancellation(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const boost::system::system_error& e) {
-    return e.code() == boost::asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
 
 }  // namespace
 
@@ -68,13 +57,7 @@ std::shared_ptr<core::Segment> BeginTaskSegment(const TaskStart& start,
 
 void FinishTask(core::Segment* segment, const std::exception_ptr& error) {
   if (segment == nullptr) return;
-  if (error) {
-    if (IsCancellation(error)) {
-      segment->PutAnnotation("cancelled", true);
-    } else {
-      segment->AddException(error);
-    }
-  }
+  if (error) context::RecordException(*segment, error);
   segment->End();
 }
 

@@ -37,9 +37,11 @@ struct TaskOptions {
 //   whose parent_id is that subsegment (sampled as it is). A long job therefore never holds back
 //   the request's segment.
 // - Inside the job, awaited sub-operations are plain subsegments of the job's segment.
-// - An exception escaping the job is recorded as fault + cause and rethrown unchanged.
-//   Cancellation (boost::system::system_error with asio::error::operation_aborted) is recorded
-//   as an annotation `cancelled: true`, not as a fault, and rethrown too.
+// - An exception escaping the job is recorded on the job's segment as fault + cause and
+//   rethrown unchanged. A cancellation (boost::system::system_error with
+//   asio::error::operation_aborted, e.g. an awaited timer cancelled or the job losing an
+//   awaitable_operators race) is recorded as the annotation `cancelled = true`, with neither
+//   fault nor error, and rethrown too (context::RecordException, as the scopes record it).
 //
 // The decision between the two cases is taken when RunTraced/Traced is CALLED, in the calling
 // flow (as xraysink's decorator captures the context at call time).
@@ -54,8 +56,7 @@ struct TaskStart {
 };
 
 TaskStart Prepare(std::string_view name, const TaskOptions& options);
-std::shared_ptr<core::Segment> BeginTaskSegment(const TaskStart& start,
-                                                const TaskOptions& options);
+std::shared_ptr<core::Segment> BeginTaskSegment(const TaskStart& start, const TaskOptions& options);
 // Records how the job ended and ends its segment.
 void FinishTask(core::Segment* segment, const std::exception_ptr& error);
 
@@ -115,6 +116,11 @@ std::invoke_result_t<F> RunTraced(std::string_view name, F&& job, TaskOptions op
 // by context::MakeTracedExecutor:
 //
 //   co_spawn(traced_executor, tasks::Traced("send-email", SendEmail(order)), detached);
+//
+// With g++ 12, do not call it in a full-expression that also holds a co_await, such as
+// `co_spawn(co_await this_coro::executor, tasks::Traced(...), detached)`: g++ then destroys a
+// stale copy of the by-value arguments (a double free; seen with ASan). Fetch the executor in a
+// statement of its own first.
 template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> Traced(std::string_view name,
                                            boost::asio::awaitable<T, Executor> job,

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -97,6 +98,64 @@ TEST_F(TaskTest, CancellationIsNotAFault) {
   const auto& segment = docs.begin()->second;
   EXPECT_FALSE(segment.HasMember("fault"));
   EXPECT_TRUE(segment["annotations"]["cancelled"].GetBool());
+}
+
+// One job cancelled by timer.cancel() from another handler, one losing a timeout race (Asio
+// cancels it through its cancellation slot): neither is a fault, and the job's exception leaves
+// Traced unchanged.
+TEST_F(TaskTest, CancelledAwaitableJobsAreNotFaults) {
+  using asio::experimental::awaitable_operators::operator||;
+  asio::io_context io;
+  auto executor = context::MakeTracedExecutor(io.get_executor());
+  std::map<std::string, std::exception_ptr> thrown;  // only touched on the strand
+  auto wait = [&](std::string name, bool cancel) -> asio::awaitable<void> {
+    const auto on = co_await asio::this_coro::executor;
+    asio::steady_timer forever(on, std::chrono::hours(1));
+    // On the strand, the cancel runs once the wait has begun.
+    if (cancel) asio::post(on, [&forever] { forever.cancel(); });
+    try {
+      co_await forever.async_wait(asio::use_awaitable);
+    } catch (...) {
+      thrown[name] = std::current_exception();
+      throw;
+    }
+  };
+  const TaskOptions options = task_options_;
+  auto strand = asio::make_strand(executor);
+  std::exception_ptr escaped;
+  asio::co_spawn(strand, Traced("cancelled", wait("cancelled", true), options),
+                 [&](std::exception_ptr e) { escaped = e; });
+  bool timed_out = false;
+  asio::co_spawn(
+      strand,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer timeout(co_await asio::this_coro::executor,
+                                   std::chrono::milliseconds(1));
+        auto winner = co_await (Traced("raced", wait("raced", false), options) ||
+                                timeout.async_wait(asio::use_awaitable));
+        timed_out = winner.index() == 1;
+      },
+      asio::detached);
+  ASSERT_TRUE(RunPool(io, 4));
+  EXPECT_TRUE(timed_out);
+  ASSERT_EQ(thrown.size(), 2u);
+  EXPECT_EQ(escaped, thrown["cancelled"]);  // the very same exception object
+  for (const auto& [name, error] : thrown) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const boost::system::system_error& e) {
+      EXPECT_EQ(e.code(), asio::error::operation_aborted) << name;
+    }
+  }
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.size(), 2u);
+  for (const auto& [name, segment] : docs) {
+    EXPECT_EQ(name, "context-test");
+    EXPECT_FALSE(segment.HasMember("fault"));
+    EXPECT_FALSE(segment.HasMember("error"));
+    EXPECT_FALSE(segment.HasMember("cause"));
+    EXPECT_TRUE(segment["annotations"]["cancelled"].GetBool());
+  }
 }
 
 TEST_F(TaskTest, InsideATraceAJobIsItsOwnSegmentUnderCreateTask) {
