@@ -50,15 +50,10 @@ class ScopedRestore {
   ScopedRestore& operator=(const ScopedRestore&) = delete;
 
  private:
-  // Rebuilt stacks are recycled per thread, so restoring does not allocate in steady state.
-  struct Recycle {
-    void operator()(core::TraceContext* context) const;
-  };
-  using Recycled = std::unique_ptr<core::TraceContext, Recycle>;
-  static Recycled Rebuild(CapturedContext captured);
+  static core::TraceContext Rebuild(CapturedContext captured);
 
-  Recycled context_;
-  core::ScopedContext installed_;  // declared last: uninstalled before context_ is recycled
+  core::TraceContext context_;     // no allocation: a segment reference and an entity
+  core::ScopedContext installed_;  // declared last: uninstalled before context_ lets go
 };
 
 // Returns a callable that runs `f` under the context current now, each time it is called (from

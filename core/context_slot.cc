@@ -14,16 +14,18 @@ TraceContext& ThreadDefaultContext() {
 
 }  // namespace
 
-TraceContext::TraceContext(std::shared_ptr<Segment> segment) : segment_(std::move(segment)) {}
+TraceContext::TraceContext(std::shared_ptr<Segment> segment)
+    : segment_(std::move(segment)), current_(segment_.get()) {}
 
 void TraceContext::Reset(std::shared_ptr<Segment> segment) {
   segment_ = std::move(segment);
-  stack_.clear();
+  current_ = segment_.get();
 }
 
 bool TraceContext::Pop(const Entity* entity) {
-  if (stack_.empty() || stack_.back() != entity) return false;
-  stack_.pop_back();
+  if (entity != current_ || entity == segment_.get()) return false;
+  // Entities are never const objects; the tree only hands out const links to parents.
+  current_ = const_cast<Entity*>(entity->parent());
   return true;
 }
 

@@ -2,7 +2,6 @@
 #define XRAYSINK_CORE_CONTEXT_SLOT_H_
 
 #include <memory>
-#include <vector>
 
 #include "core/entity.h"
 
@@ -16,23 +15,29 @@ class TraceContext {
  public:
   TraceContext() = default;
   explicit TraceContext(std::shared_ptr<Segment> segment);
+  // `innermost`: `segment` or one of its open subsegments; the stack is its parent chain.
+  TraceContext(std::shared_ptr<Segment> segment, Entity* innermost)
+      : segment_(std::move(segment)), current_(innermost) {}
 
   // The innermost open entity, or null.
-  Entity* current() const { return stack_.empty() ? segment_.get() : stack_.back(); }
+  Entity* current() const { return current_; }
   Segment* segment() const { return segment_.get(); }
   const std::shared_ptr<Segment>& segment_ptr() const { return segment_; }
   bool empty() const { return segment_ == nullptr; }
 
   // Replaces everything with `segment` (null clears).
   void Reset(std::shared_ptr<Segment> segment = nullptr);
-  // `subsegment` must belong to this context's segment.
-  void Push(Subsegment* subsegment) { stack_.push_back(subsegment); }
-  // Pops `entity` if it is the innermost one (returns false otherwise, changing nothing).
+  // `subsegment` must be a child of current().
+  void Push(Subsegment* subsegment) { current_ = subsegment; }
+  // Pops `entity` if it is the innermost subsegment (returns false otherwise, changing nothing).
   bool Pop(const Entity* entity);
 
  private:
   std::shared_ptr<Segment> segment_;
-  std::vector<Entity*> stack_;  // subsegments, innermost last; owned by segment_
+  // The stack is always the parent chain of its innermost entity (a subsegment is pushed only
+  // as a child of the current entity), so the innermost entity is all it takes: copying a
+  // context, or rebuilding one on another thread, costs one shared_ptr copy.
+  Entity* current_ = nullptr;  // segment_, or a subsegment it owns
 };
 
 // The context of the code running on this thread: the one installed by the innermost live
