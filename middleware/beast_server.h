@@ -69,6 +69,63 @@ template <typename Handler, typename Body>
 using ResponseOf = typename HandlerResult<
     std::invoke_result_t<Handler&, boost::beast::http::request<Body>&&>>::Type;
 
+// How TraceRequest runs the handler in the request's flow. Any coroutine: as a coroutine of its
+// own on a traced executor (a co_spawn per request).
+struct HandlerAsOwnFlow {
+  template <typename Response>
+  static boost::asio::awaitable<Response> Run(std::shared_ptr<core::Segment> segment,
+                                              boost::asio::awaitable<Response> handler) {
+    namespace asio = boost::asio;
+    const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
+    co_return co_await asio::co_spawn(
+        executor, RunInSegment(std::move(segment), std::move(handler)), asio::use_awaitable);
+  }
+};
+
+// A coroutine already running on a context::TracedExecutor (each resumption in a copy of the
+// context its suspension left): the handler is awaited in place, with the request's segment
+// made current around it. No spawn, no extra hop.
+struct HandlerInPlace {
+  template <typename Response>
+  static boost::asio::awaitable<Response> Run(std::shared_ptr<core::Segment> segment,
+                                              boost::asio::awaitable<Response> handler) {
+    core::CurrentContext().Reset(std::move(segment));
+    struct Clear {  // the connection's next read is outside the request
+      ~Clear() { core::CurrentContext().Reset(); }
+    } clear;
+    co_return co_await std::move(handler);
+  }
+};
+
+// Traced() with the handler run by `Runner`.
+template <typename Runner, typename Body, typename Handler>
+boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
+    const RequestTracer& tracer, boost::beast::http::request<Body> request,
+    boost::asio::ip::tcp::endpoint peer, Handler&& handler) {
+  namespace http = boost::beast::http;
+  using Response = ResponseOf<Handler, Body>;
+
+  TracedRequest traced = BeginBeast(tracer, request, peer);
+  const unsigned version = request.version();
+  const bool keep_alive = request.keep_alive();
+  std::exception_ptr error;
+  Response response;
+  try {
+    response = co_await Runner::Run(traced.context().segment_ptr(),
+                                    std::invoke(handler, std::move(request)));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    traced.FinishWithException(error);
+    response = Response(http::status::internal_server_error, version);
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+  }
+  FinishBeast(traced, response, ContentLength(response));
+  co_return response;
+}
+
 }  // namespace internal
 
 // Traces one request of a Boost.Beast server whose handler is a coroutine, e.g.
@@ -85,33 +142,8 @@ template <typename Body, typename Handler>
 boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
     boost::asio::ip::tcp::endpoint peer, Handler&& handler) {
-  namespace asio = boost::asio;
-  namespace http = boost::beast::http;
-  using Response = internal::ResponseOf<Handler, Body>;
-
-  TracedRequest traced = internal::BeginBeast(tracer, request, peer);
-  const unsigned version = request.version();
-  const bool keep_alive = request.keep_alive();
-  const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
-  std::exception_ptr error;
-  Response response;
-  try {
-    response =
-        co_await asio::co_spawn(executor,
-                                internal::RunInSegment(traced.context().segment_ptr(),
-                                                       std::invoke(handler, std::move(request))),
-                                asio::use_awaitable);
-  } catch (...) {
-    error = std::current_exception();
-  }
-  if (error) {
-    traced.FinishWithException(error);
-    response = Response(http::status::internal_server_error, version);
-    response.keep_alive(keep_alive);
-    response.prepare_payload();
-  }
-  internal::FinishBeast(traced, response, internal::ContentLength(response));
-  co_return response;
+  return internal::TraceRequest<internal::HandlerAsOwnFlow>(tracer, std::move(request), peer,
+                                                            std::forward<Handler>(handler));
 }
 
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is
@@ -145,7 +177,8 @@ boost::asio::awaitable<void> ServeTraced(
                                 asio::redirect_error(asio::use_awaitable, error));
       if (error) break;
       const bool keep_alive = request.keep_alive();
-      auto response = co_await Traced(*tracer, std::move(request), peer, *handler);
+      auto response = co_await internal::TraceRequest<internal::HandlerInPlace>(
+          *tracer, std::move(request), peer, *handler);
       if (!keep_alive) response.keep_alive(false);
       if (!response.has_content_length() && !response.chunked()) response.prepare_payload();
       stream.expires_after(idle_timeout);
@@ -163,7 +196,8 @@ boost::asio::awaitable<void> ServeTraced(
                                        asio::redirect_error(asio::use_awaitable, error));
     if (error == asio::error::connection_aborted) continue;  // the peer gave up first
     if (error) co_return;
-    const auto executor = socket.get_executor();
+    // On a traced executor, so that each request's handler runs in place, in its flow.
+    const auto executor = context::MakeTracedExecutor(socket.get_executor());
     asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
                    asio::detached);
   }

@@ -52,10 +52,12 @@ using xraysink::middleware::RequestTracer;
 
 constexpr char kUsage[] =
     R"(usage: http_hello --framework httplib|beast --traced 0|1 [--port P] [--threads N]
-                  [--daemon HOST:PORT]
+                  [--daemon HOST:PORT] [--sampling all|default]
 
   --framework F      httplib (thread per connection) or beast (C++20 coroutines)
-  --traced 0|1       1: xraysink middleware, every request sampled and sent
+  --traced 0|1       1: xraysink middleware
+  --sampling S       traced mode: all (every request sampled and sent; the default) or
+                     default (the SDKs' default rule: 1 a second, then 5 %)
   --port P           port on 127.0.0.1 (default 0: a free one)
   --threads N        httplib: worker threads, more than the load's connections, as each
                      keep-alive connection holds one (default 32); beast: io_context threads
@@ -68,6 +70,7 @@ constexpr std::chrono::seconds kIdleTimeout(30);
 struct Options {
   bool beast = false;
   bool traced = false;
+  bool sample_all = true;
   int port = 0;
   int threads = 0;  // 0: the framework's default above
   std::string daemon;
@@ -109,6 +112,9 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
           options.threads > 4096) {
         return BadValue(flag, value, "an integer from 1 to 4096");
       }
+    } else if (flag == "--sampling") {
+      if (value != "all" && value != "default") return BadValue(flag, value, "all|default");
+      options.sample_all = value == "all";
     } else if (flag == "--daemon") {
       if (value.empty()) return BadValue(flag, value, "HOST:PORT");
       options.daemon = std::string(value);
@@ -276,8 +282,12 @@ int main(int argc, char** argv) {
     xraysink::TracingOptions tracing_options;
     tracing_options.service_name = "http_hello";
     tracing_options.daemon_address = options->daemon;
-    // fixed_target 0, rate 1: every request is sampled.
-    tracing_options.recorder.sampler = std::make_shared<xraysink::core::DefaultSampler>(0, 1.0);
+    // fixed_target 0, rate 1: every request is sampled. Otherwise the default rule; local
+    // either way (the benchmark has no daemon sampling API).
+    tracing_options.centralized_sampling = false;
+    if (options->sample_all) {
+      tracing_options.recorder.sampler = std::make_shared<xraysink::core::DefaultSampler>(0, 1.0);
+    }
     absl::StatusOr<std::unique_ptr<xraysink::Tracing>> configured =
         xraysink::Configure(std::move(tracing_options));
     if (!configured.ok()) {
