@@ -29,6 +29,11 @@ constexpr size_t kMaxQueueCapacity = size_t{1} << 24;
 constexpr size_t kBatch = 64;
 // How long the sender waits for room in a full socket buffer before dropping a datagram.
 constexpr int kWaitForRoomMs = 50;
+// Sent items waiting for a producer to let go of them (see State::Retire).
+constexpr size_t kRetiredCapacity = 1024;
+// How many retired segments a producer lets go of per item it queues: more than one, so that
+// producers keep up with the sender, few, so that no caller pays for a whole backlog.
+constexpr int kReleasesPerPush = 2;
 
 std::string ErrnoText(int error) {
   return std::error_code(error, std::generic_category()).message();
@@ -44,6 +49,7 @@ class DatagramSender::State {
       : fd_(fd),
         batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
         queue_(options.queue_capacity),
+        retired_(kRetiredCapacity),
         paused_(options.start_paused) {}
   ~State() { close(fd_); }
 
@@ -61,6 +67,9 @@ class DatagramSender::State {
     // or we see it parked here. A sender that is only lingering (waiting for a batch to build
     // up) is not woken: it wakes on its own within batch_delay.
     if (parked_.load(std::memory_order_seq_cst)) WakeSender();
+    // Last: letting go of a segment cannot end this sender while the caller still holds the
+    // document's sink, but it may be the last use of something else.
+    ReleaseRetired(kReleasesPerPush);
     return true;
   }
 
@@ -98,6 +107,7 @@ class DatagramSender::State {
   void DropLeftovers() {
     Item item;
     while (queue_.TryPop(item)) dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+    ReleaseRetired(kRetiredCapacity);
   }
 
   Stats stats() const {
@@ -118,6 +128,7 @@ class DatagramSender::State {
       if (stopping_) return;
     }
     std::vector<std::string> datagrams;
+    size_t raw_datagrams = 0;  // at the front of `datagrams`: producers' strings, retired after
     core::SerializationStats serialization;
     Item item;
     bool lingered = true;  // since the last item; true at start, so the first item wakes us
@@ -126,15 +137,19 @@ class DatagramSender::State {
       while (datagrams.size() < kBatch && queue_.TryPop(item)) {
         ++taken;
         if (std::string* raw = std::get_if<std::string>(&item)) {
-          datagrams.push_back(std::move(*raw));
+          datagrams.insert(datagrams.begin() + static_cast<ptrdiff_t>(raw_datagrams++),
+                           std::move(*raw));
         } else {
-          core::SerializeDatagrams(std::get<core::DocumentRef>(item), core::kMaxDatagramBytes,
-                                   datagrams, serialization);
+          core::DocumentRef& document = std::get<core::DocumentRef>(item);
+          core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, serialization);
+          Retire(Item(std::move(document)));
         }
       }
       if (taken == 0) {
         // Under load, waiting a moment before sending gathers many datagrams into one sendmmsg
-        // and spares the ending threads a wake-up call per segment; once idle, sleep until woken.
+        // and spares the ending threads a wake-up call per segment; once idle, sleep until woken
+        // (with nothing retired left waiting for producers that may not come back).
+        if (lingered) ReleaseRetired(kRetiredCapacity);
         if (!(lingered ? Park() : Linger())) return;
         lingered = !lingered;
         continue;
@@ -143,6 +158,8 @@ class DatagramSender::State {
       item = Item();  // lets go of the last document now rather than at the next one
       Stats counts;
       SendBatch(datagrams, counts);
+      for (size_t i = 0; i < raw_datagrams; ++i) Retire(Item(std::move(datagrams[i])));
+      raw_datagrams = 0;
       datagrams.clear();
       std::lock_guard lock(mu_);
       done_ += taken;
@@ -179,6 +196,20 @@ class DatagramSender::State {
       wake_.wait_for(lock, batch_delay_, [this] { return stopping_ || flushers_ > 0; });
     }
     return !stopping_;
+  }
+
+  // A sent item (a segment, a producer's datagram) is let go of by the next producers rather than
+  // by the sender thread: freeing the many small blocks of a segment on a thread other than the
+  // one that allocated them makes
+  // glibc's malloc take the allocating thread's arena lock for each, in contention with that
+  // thread's own allocations, and it costs the sender time it needs for sending.
+  void Retire(Item item) {
+    if (!retired_.TryPush(std::move(item))) item = Item();  // full: let go here
+  }
+
+  void ReleaseRetired(size_t count) {
+    Item item;
+    for (size_t i = 0; i < count && retired_.TryPop(item); ++i) item = Item();
   }
 
   void WakeSender() {
@@ -242,6 +273,7 @@ class DatagramSender::State {
   const int fd_;
   const std::chrono::nanoseconds batch_delay_;
   internal::BoundedQueue<Item> queue_;
+  internal::BoundedQueue<Item> retired_;  // sent; for producers to let go of
   // Set by the sender thread just before it sleeps, cleared by whoever wakes it: a producer looks
   // at it (one load) to know whether it has to wake the sender.
   std::atomic<bool> parked_{false};

@@ -37,6 +37,9 @@ struct DatagramSenderOptions {
 // bounded lock-free queue drained by the one sender thread, which serializes documents (so the
 // thread that ended a segment does not) and sends in batches with sendmmsg. Nothing here is
 // fatal: a full queue and every send error are counted, and the item is dropped.
+// Sent items are let go of (freed) by the threads that enqueue, a couple per call, or by the
+// sender thread once idle: memory goes back where it was allocated, without malloc's
+// cross-thread lock contention.
 class DatagramSender {
  public:
   using Options = DatagramSenderOptions;

@@ -265,6 +265,32 @@ TEST(DatagramSenderTest, SerializesDocumentsOnTheSenderThread) {
   EXPECT_EQ(sender->stats().serialization.documents, 1u);
 }
 
+// Sent segments are let go of by later producers, or by the sender thread once it goes idle: an
+// idle sender keeps nothing alive.
+TEST(DatagramSenderTest, LetsGoOfSentSegmentsWhenIdle) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  std::vector<std::weak_ptr<core::Segment>> sent;
+  for (int i = 0; i < 10; ++i) {
+    auto segment = NewSegment(nullptr);
+    segment->End();
+    sent.push_back(segment);
+    ASSERT_TRUE(sender->Enqueue(core::DocumentRef{std::move(segment)}));
+  }
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(10).size(), 10u);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  const auto all_released = [&] {
+    for (const auto& segment : sent) {
+      if (!segment.expired()) return false;
+    }
+    return true;
+  };
+  while (!all_released() && absl::Now() < deadline) std::this_thread::yield();
+  EXPECT_TRUE(all_released());
+}
+
 // A sink that owns its sender, like UdpEmitter: queued segments keep it alive.
 class OwningSink : public core::SegmentSink {
  public:

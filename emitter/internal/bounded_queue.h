@@ -10,9 +10,9 @@
 
 namespace xraysink::emitter::internal {
 
-// A bounded lock-free multi-producer single-consumer queue (Vyukov's ring with per-cell sequence
-// numbers): a push is one CAS and two stores, never a lock or a system call, and fails instead
-// of waiting when the ring is full.
+// A bounded lock-free multi-producer multi-consumer queue (Vyukov's ring with per-cell sequence
+// numbers): a push or a pop is one CAS and two stores, never a lock or a system call, and fails
+// instead of waiting when the ring is full (or empty).
 template <typename T>
 class BoundedQueue {
  public:
@@ -46,21 +46,34 @@ class BoundedQueue {
     }
   }
 
-  // Consumer thread only. False when the next item is not published yet (empty queue, or its
-  // producer is between claiming the cell and publishing it).
+  // Any thread. False when the next item is not published yet (empty queue, or its producer is
+  // between claiming the cell and publishing it).
   bool TryPop(T& out) {
-    Cell& cell = cells_[head_ % capacity_];
-    if (cell.sequence.load(std::memory_order_acquire) != head_ + 1) return false;
-    out = std::move(*cell.value);
-    cell.value.reset();
-    cell.sequence.store(head_ + capacity_, std::memory_order_release);
-    ++head_;
-    return true;
+    uint64_t position = head_.load(std::memory_order_relaxed);
+    while (true) {
+      Cell& cell = cells_[position % capacity_];
+      const uint64_t sequence = cell.sequence.load(std::memory_order_acquire);
+      const int64_t lag = static_cast<int64_t>(sequence - (position + 1));
+      if (lag == 0) {
+        if (head_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed)) {
+          out = std::move(*cell.value);
+          cell.value.reset();
+          cell.sequence.store(position + capacity_, std::memory_order_release);
+          return true;
+        }
+      } else if (lag < 0) {
+        return false;
+      } else {
+        position = head_.load(std::memory_order_relaxed);
+      }
+    }
   }
 
-  // Consumer thread only; see TryPush for why this load is sequentially consistent.
+  // See TryPush for why this load is sequentially consistent. Exact only when no other thread
+  // pops at the same time (the sender thread before it sleeps).
   bool Empty() const {
-    return cells_[head_ % capacity_].sequence.load(std::memory_order_seq_cst) != head_ + 1;
+    const uint64_t head = head_.load(std::memory_order_relaxed);
+    return cells_[head % capacity_].sequence.load(std::memory_order_seq_cst) != head + 1;
   }
 
   // Items ever pushed (successfully). Pushes are ordered by this count: items [0, pushed())
@@ -75,9 +88,9 @@ class BoundedQueue {
 
   const size_t capacity_;
   const std::unique_ptr<Cell[]> cells_;
-  // Producers hammer tail_; keep it off the consumer's cache line.
+  // Producers hammer tail_; keep it off the consumers' cache line.
   alignas(64) std::atomic<uint64_t> tail_{0};
-  alignas(64) uint64_t head_ = 0;  // consumer only
+  alignas(64) std::atomic<uint64_t> head_{0};
 };
 
 }  // namespace xraysink::emitter::internal
