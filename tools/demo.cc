@@ -59,6 +59,8 @@ At start-up it runs one background job outside any request (a trace of its own).
   --name NAME           segment name (default demo; AWS_XRAY_TRACING_NAME wins)
   --sampling-rules FILE local sampling rules (JSON, version 1 or 2); they decide while the
                         daemon's centralized rules are unavailable
+  --local-sampling-only the local rules (or the default) decide; the daemon's sampling API
+                        is not polled (xray_local has none)
   --log-group NAME|ARN  CloudWatch log group linked from every segment
   --client URL PATH...  instead of serving: GET each PATH from URL, print the statuses
 )";
@@ -69,6 +71,7 @@ struct Flags {
   std::string framework = "httplib";
   std::string name = "demo";
   std::string sampling_rules;
+  bool centralized_sampling = true;
   std::string log_group;
   std::string client_url;
   std::vector<std::string> client_paths;
@@ -122,6 +125,8 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int& exit_code) {
     } else if (arg == "--sampling-rules") {
       if (!(v = value())) return std::nullopt;
       flags.sampling_rules = *v;
+    } else if (arg == "--local-sampling-only") {
+      flags.centralized_sampling = false;
     } else if (arg == "--log-group") {
       if (!(v = value())) return std::nullopt;
       flags.log_group = *v;
@@ -268,6 +273,7 @@ int main(int argc, char** argv) {
     }
   }
   options.sampling_rules_file = flags->sampling_rules;
+  options.centralized_sampling = flags->centralized_sampling;
   absl::StatusOr<std::unique_ptr<xraysink::Tracing>> tracing = xraysink::Configure(options);
   if (!tracing.ok()) {
     std::cerr << "demo: " << tracing.status().message() << "\n";

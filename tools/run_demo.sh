@@ -42,8 +42,9 @@ pids+=($!)
 daemon=$(listening_on "$out/daemon.out" "${pids[-1]}")
 export AWS_XRAY_DAEMON_ADDRESS=$daemon
 
+# xray_local takes segments only (no sampling API, unlike the real daemon): local rules alone.
 common=(--framework "$framework" --sampling-rules tools/demo_sampling_rules.json
-        --log-group /demo/services)
+        --local-sampling-only --log-group /demo/services)
 "$bin/tools/demo" --port 0 --name demo-back "${common[@]}" > "$out/back.out" 2> "$out/back.log" &
 pids+=($!)
 back=$(listening_on "$out/back.out" "${pids[-1]}")
