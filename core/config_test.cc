@@ -1,36 +1,15 @@
 #include "core/config.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <optional>
 #include <string>
+
+#include "core/testing/scoped_env.h"
 
 namespace xraysink::core {
 namespace {
 
-// Sets (or, with nullptr, unsets) an environment variable for one scope and restores the
-// previous value afterwards: Bazel sets AWS_XRAY_DAEMON_ADDRESS for every test.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = getenv(name)) old_ = old;
-    Set(name, value);
-  }
-  ~ScopedEnv() { Set(name_, old_ ? old_->c_str() : nullptr); }
-
- private:
-  static void Set(const char* name, const char* value) {
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using ::xraysink::core::testing::ScopedEnv;
 
 TEST(ConfigTest, SdkEnabledParsesLikeTheSdks) {
   for (const char* on : {"TrUE", "true", "1", "y", "t", "yes", "on", "INVALID"}) {

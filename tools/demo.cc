@@ -31,11 +31,14 @@
 #include "middleware/httplib_server.h"
 #include "middleware/request_tracer.h"
 #include "tools/demo_routes.h"
+#include "tools/stop_signals.h"
 #include "xraysink.h"
 
 namespace {
 
 namespace asio = boost::asio;
+using xraysink::tools::BlockStopSignals;
+using xraysink::tools::WaitForStopSignal;
 using xraysink::tools::demo::Reply;
 using xraysink::tools::demo::Routes;
 
@@ -146,21 +149,6 @@ std::optional<Flags> ParseFlags(int argc, char** argv, int& exit_code) {
   return flags;
 }
 
-sigset_t StopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  return signals;
-}
-
-// Returns once SIGINT or SIGTERM arrives (they are blocked in every thread).
-void WaitForStopSignal() {
-  const sigset_t signals = StopSignals();
-  int received = 0;
-  sigwait(&signals, &received);
-}
-
 // --client: GETs each path in turn (untraced: it plays an outside caller).
 int RunClient(const Flags& flags) {
   httplib::Client client(flags.client_url);
@@ -261,8 +249,7 @@ int main(int argc, char** argv) {
   if (!flags->client_url.empty()) return RunClient(*flags);
   // Blocked before any thread starts, so every thread inherits the mask and the signals wait
   // for WaitForStopSignal instead of interrupting a thread.
-  const sigset_t stop_signals = StopSignals();
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  BlockStopSignals();
 
   xraysink::TracingOptions options;
   options.service_name = flags->name;

@@ -41,6 +41,7 @@
 #include "middleware/beast_server.h"
 #include "middleware/httplib_server.h"
 #include "middleware/request_tracer.h"
+#include "tools/stop_signals.h"
 #include "xraysink.h"
 
 namespace {
@@ -49,6 +50,8 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using xraysink::middleware::RequestTracer;
+using xraysink::tools::BlockStopSignals;
+using xraysink::tools::WaitForStopSignal;
 
 constexpr char kUsage[] =
     R"(usage: http_hello --framework httplib|beast --traced 0|1 [--port P] [--threads N]
@@ -129,22 +132,6 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
   return options;
 }
 
-// SIGINT and SIGTERM, blocked in every thread (they inherit the mask from main) and taken by
-// WaitForStop() alone, so no handler runs inside the server.
-sigset_t StopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  return signals;
-}
-
-void WaitForStop() {
-  const sigset_t signals = StopSignals();
-  int signal = 0;
-  sigwait(&signals, &signal);
-}
-
 void AnnounceListening(int port) {
   std::printf("listening on %d\n", port);
   std::fflush(stdout);
@@ -175,7 +162,7 @@ absl::Status ServeHttplib(const Options& options, std::shared_ptr<const RequestT
   }
   std::thread listener([&server] { server.listen_after_bind(); });
   AnnounceListening(port);
-  WaitForStop();
+  WaitForStopSignal();
   server.stop();
   listener.join();
   return absl::OkStatus();
@@ -258,7 +245,7 @@ absl::Status ServeBeast(const Options& options, std::shared_ptr<const RequestTra
   std::vector<std::thread> threads;
   for (int i = 0; i < options.threads; ++i) threads.emplace_back([&io] { io.run(); });
   AnnounceListening(port);
-  WaitForStop();
+  WaitForStopSignal();
   io.stop();
   for (std::thread& thread : threads) thread.join();
   return absl::OkStatus();
@@ -273,8 +260,7 @@ int main(int argc, char** argv) {
                  kUsage);
     return 2;
   }
-  const sigset_t signals = StopSignals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  BlockStopSignals();
 
   std::unique_ptr<xraysink::Tracing> tracing;
   std::shared_ptr<const RequestTracer> tracer;

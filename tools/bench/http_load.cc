@@ -44,6 +44,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "tools/stop_signals.h"
 
 namespace {
 
@@ -391,10 +392,7 @@ int RunLoad(const Options& options) {
 }
 
 int RunUdpSink() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = xraysink::tools::StopSignals();
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
   const int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
