@@ -24,6 +24,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "context/traced_executor.h"
 #include "httplib.h"
 #include "logs/log_group.h"
@@ -280,6 +282,12 @@ int main(int argc, char** argv) {
   work.reset();
   io.stop();
   for (std::thread& thread : pool) thread.join();
-  std::cerr << "demo: " << (*tracing)->recorder().stats().segments_sent << " segments sent\n";
+  // What reached the socket and what did not: nothing is dropped silently.
+  (*tracing)->emitter().Flush(absl::Now() + absl::Seconds(2));
+  const auto sent = (*tracing)->emitter().stats();
+  std::cerr << "demo: " << (*tracing)->recorder().stats().segments_sent << " segments sent, "
+            << sent.sent << " datagrams sent, dropped: " << sent.dropped_queue_full
+            << " queue full, " << sent.send_errors << " send errors, "
+            << sent.serialization.dropped_documents << " too big\n";
   return result;
 }
