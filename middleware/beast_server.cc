@@ -7,10 +7,11 @@ namespace xraysink::middleware::internal {
 
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
-                         const boost::asio::ip::tcp::endpoint& peer) {
+                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme) {
   namespace http = boost::beast::http;
   const std::string peer_address = peer.address().to_string();
   IncomingRequest incoming;
+  incoming.scheme = scheme;
   incoming.method = request.method_string();
   incoming.host = request[http::field::host];
   incoming.target = request.target();

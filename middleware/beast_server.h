@@ -21,6 +21,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -34,7 +36,7 @@ namespace internal {
 // Begins the request's segment from its header and the TCP peer.
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
-                         const boost::asio::ip::tcp::endpoint& peer);
+                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme);
 // Adds X-Amzn-Trace-Id to the response and ends the segment with its status.
 void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
                  std::optional<int64_t> content_length);
@@ -101,11 +103,11 @@ struct HandlerInPlace {
 template <typename Runner, typename Body, typename Handler>
 boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
-    boost::asio::ip::tcp::endpoint peer, Handler&& handler) {
+    boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme = "http") {
   namespace http = boost::beast::http;
   using Response = ResponseOf<Handler, Body>;
 
-  TracedRequest traced = BeginBeast(tracer, request, peer);
+  TracedRequest traced = BeginBeast(tracer, request, peer, scheme);
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
   std::exception_ptr error;
@@ -137,13 +139,14 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
 // co_awaits on any number of threads: the handler runs as its own flow on a
 // context::TracedExecutor over the calling coroutine's executor. The response gets
 // X-Amzn-Trace-Id and its status and body size are recorded. An exception escaping the handler
-// is recorded as fault + cause and answered with an empty 500 (never rethrown).
+// is recorded as fault + cause and answered with an empty 500 (never rethrown). `scheme` goes
+// into the recorded url: "https" for a server behind TLS (beast::ssl_stream).
 template <typename Body, typename Handler>
 boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
-    boost::asio::ip::tcp::endpoint peer, Handler&& handler) {
-  return internal::TraceRequest<internal::HandlerAsOwnFlow>(tracer, std::move(request), peer,
-                                                            std::forward<Handler>(handler));
+    boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme = "http") {
+  return internal::TraceRequest<internal::HandlerAsOwnFlow>(
+      tracer, std::move(request), peer, std::forward<Handler>(handler), std::move(scheme));
 }
 
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is

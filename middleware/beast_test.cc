@@ -318,6 +318,51 @@ TEST_F(BeastMiddlewareTest, StatusesAndExceptions) {
                       {"/fail", 500}, {"/limited", 429}, {"/throw", 500}, {"/missing", 404}}));
 }
 
+// Traced() in a server of the user's own: the handler runs as its own flow on a traced
+// executor, still sees the request's segment after a timer (any thread of the pool), and the
+// recorded url carries the scheme given (a TLS server passes "https").
+TEST_F(BeastMiddlewareTest, TracedWorksInAHandWrittenServer) {
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  auto tracer = std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("own"));
+  auto serve = [](tcp::acceptor acceptor,
+                  std::shared_ptr<RequestTracer> tracer) -> awaitable<void> {
+    const auto handler = [](Request request) -> awaitable<Response> {
+      const core::Segment* before = core::CurrentContext().segment();
+      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+      co_await timer.async_wait(use_awaitable);
+      const bool same = before != nullptr && core::CurrentContext().segment() == before;
+      co_return Reply(request, http::status::ok, same ? "same segment" : "lost it");
+    };
+    tcp::socket socket = co_await acceptor.async_accept(use_awaitable);
+    const tcp::endpoint peer = socket.remote_endpoint();
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    Request request;
+    co_await http::async_read(stream, buffer, request, use_awaitable);
+    Response response = co_await Traced(*tracer, std::move(request), peer, handler, "https");
+    co_await http::async_write(stream, response, use_awaitable);
+    // Outside the request again.
+    if (core::CurrentContext().segment() != nullptr) throw std::logic_error("segment leaked");
+  };
+  std::future<void> served =
+      asio::co_spawn(asio::make_strand(io_), serve(std::move(acceptor), tracer), asio::use_future);
+
+  auto responses = Run(Exchange(port, {Get(port, "/own")}));
+  ASSERT_TRUE(responses);
+  ASSERT_EQ(responses->size(), 1u);
+  EXPECT_EQ(responses->at(0).body(), "same segment");
+  EXPECT_EQ(responses->at(0)["X-Amzn-Trace-Id"].substr(0, 5), "Root=");
+  ASSERT_EQ(served.wait_for(kDeadline), std::future_status::ready);
+  served.get();  // rethrows a leaked segment
+  auto documents = Documents();
+  ASSERT_EQ(documents.size(), 1u);
+  EXPECT_STREQ(documents[0]["name"].GetString(), "own");
+  EXPECT_EQ(std::string(documents[0]["http"]["request"]["url"].GetString()),
+            "https://127.0.0.1:" + std::to_string(port) + "/own");
+  EXPECT_EQ(documents[0]["http"]["response"]["status"].GetInt(), 200);
+}
+
 TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
   const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
     co_return Reply(request, http::status::ok);
