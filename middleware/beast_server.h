@@ -191,18 +191,37 @@ boost::asio::awaitable<void> ServeTraced(
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, error);
   };
+  // On an io_context, strands of its concrete executor: a traced executor over one fits
+  // any_io_executor's inline storage, and each I/O completion goes through one type-erased
+  // executor instead of three nested ones.
+  const auto* io_executor =
+      acceptor.get_executor().template target<asio::io_context::executor_type>();
   for (;;) {
     boost::system::error_code error;
     // A strand per connection: the stream's timer and I/O handlers must not run at once.
-    tcp::socket socket =
-        co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
-                                       asio::redirect_error(asio::use_awaitable, error));
+    const auto accept = [&](const auto& strand) {
+      return acceptor.async_accept(strand, asio::redirect_error(asio::use_awaitable, error));
+    };
+    tcp::socket socket(acceptor.get_executor());
+    if (io_executor != nullptr) {
+      socket = co_await accept(asio::make_strand(*io_executor));
+    } else {
+      socket = co_await accept(asio::make_strand(acceptor.get_executor()));
+    }
     if (error == asio::error::connection_aborted) continue;  // the peer gave up first
     if (error) co_return;
     // On a traced executor, so that each request's handler runs in place, in its flow.
-    const auto executor = context::MakeTracedExecutor(socket.get_executor());
-    asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
-                   asio::detached);
+    if (const auto* strand =
+            socket.get_executor()
+                .template target<asio::strand<asio::io_context::executor_type>>()) {
+      const auto executor = context::MakeTracedExecutor(*strand);
+      asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
+                     asio::detached);
+    } else {
+      const auto executor = context::MakeTracedExecutor(socket.get_executor());
+      asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
+                     asio::detached);
+    }
   }
 }
 

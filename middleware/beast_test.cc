@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/beast/core/error.hpp>
@@ -361,6 +362,36 @@ TEST_F(BeastMiddlewareTest, TracedWorksInAHandWrittenServer) {
   EXPECT_EQ(std::string(documents[0]["http"]["request"]["url"].GetString()),
             "https://127.0.0.1:" + std::to_string(port) + "/own");
   EXPECT_EQ(documents[0]["http"]["response"]["status"].GetInt(), 200);
+}
+
+// ServeTraced on an executor other than an io_context's (here a thread pool's) takes the
+// general path: strands of the type-erased executor.
+TEST_F(BeastMiddlewareTest, ServesOnAnyExecutor) {
+  asio::thread_pool pool(2);
+  tcp::acceptor acceptor(pool.get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  asio::co_spawn(
+      pool,
+      ServeTraced(std::move(acceptor),
+                  std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("pool")),
+                  [](Request request) -> awaitable<Response> {
+                    asio::steady_timer timer(co_await asio::this_coro::executor,
+                                             std::chrono::milliseconds(1));
+                    co_await timer.async_wait(use_awaitable);
+                    const bool traced = core::CurrentContext().segment() != nullptr;
+                    co_return Reply(request, http::status::ok, traced ? "traced" : "");
+                  }),
+      asio::detached);
+  auto responses = Run(Exchange(port, {Get(port, "/a"), Get(port, "/b")}));
+  ASSERT_TRUE(responses);
+  ASSERT_EQ(responses->size(), 2u);
+  EXPECT_EQ(responses->at(0).body(), "traced");
+  EXPECT_EQ(responses->at(1).body(), "traced");
+  auto documents = Documents();
+  ASSERT_EQ(documents.size(), 2u);
+  EXPECT_STREQ(documents[0]["name"].GetString(), "pool");
+  pool.stop();
+  pool.join();
 }
 
 TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
