@@ -128,7 +128,7 @@ class DatagramSender::State {
       if (stopping_) return;
     }
     std::vector<std::string> datagrams;
-    size_t raw_datagrams = 0;  // at the front of `datagrams`: producers' strings, retired after
+    std::vector<size_t> raw_datagrams;  // indices in `datagrams` of producers' strings
     core::SerializationStats serialization;
     Item item;
     bool lingered = true;  // since the last item; true at start, so the first item wakes us
@@ -137,8 +137,8 @@ class DatagramSender::State {
       while (datagrams.size() < kBatch && queue_.TryPop(item)) {
         ++taken;
         if (std::string* raw = std::get_if<std::string>(&item)) {
-          datagrams.insert(datagrams.begin() + static_cast<ptrdiff_t>(raw_datagrams++),
-                           std::move(*raw));
+          raw_datagrams.push_back(datagrams.size());
+          datagrams.push_back(std::move(*raw));
         } else {
           core::DocumentRef& document = std::get<core::DocumentRef>(item);
           core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, serialization);
@@ -158,8 +158,8 @@ class DatagramSender::State {
       item = Item();  // lets go of the last document now rather than at the next one
       Stats counts;
       SendBatch(datagrams, counts);
-      for (size_t i = 0; i < raw_datagrams; ++i) Retire(Item(std::move(datagrams[i])));
-      raw_datagrams = 0;
+      for (const size_t i : raw_datagrams) Retire(Item(std::move(datagrams[i])));
+      raw_datagrams.clear();
       datagrams.clear();
       std::lock_guard lock(mu_);
       done_ += taken;
@@ -200,9 +200,9 @@ class DatagramSender::State {
 
   // A sent item (a segment, a producer's datagram) is let go of by the next producers rather than
   // by the sender thread: freeing the many small blocks of a segment on a thread other than the
-  // one that allocated them makes
-  // glibc's malloc take the allocating thread's arena lock for each, in contention with that
-  // thread's own allocations, and it costs the sender time it needs for sending.
+  // one that allocated them makes glibc's malloc take the allocating thread's arena lock for
+  // each, in contention with that thread's own allocations, and it costs the sender time it
+  // needs for sending.
   void Retire(Item item) {
     if (!retired_.TryPush(std::move(item))) item = Item();  // full: let go here
   }

@@ -210,17 +210,17 @@ boost::asio::awaitable<void> ServeTraced(
     }
     if (error == asio::error::connection_aborted) continue;  // the peer gave up first
     if (error) co_return;
-    // On a traced executor, so that each request's handler runs in place, in its flow.
-    if (const auto* strand =
-            socket.get_executor()
-                .template target<asio::strand<asio::io_context::executor_type>>()) {
-      const auto executor = context::MakeTracedExecutor(*strand);
-      asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
-                     asio::detached);
+    // On a traced executor over the connection's strand, so that each request's handler runs
+    // in place, in its flow.
+    const auto spawn = [&](const auto& strand) {
+      asio::co_spawn(context::MakeTracedExecutor(strand),
+                     serve(std::move(socket), tracer, shared, idle_timeout), asio::detached);
+    };
+    if (io_executor != nullptr) {
+      spawn(
+          *socket.get_executor().template target<asio::strand<asio::io_context::executor_type>>());
     } else {
-      const auto executor = context::MakeTracedExecutor(socket.get_executor());
-      asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
-                     asio::detached);
+      spawn(socket.get_executor());
     }
   }
 }
