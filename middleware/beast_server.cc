@@ -1,15 +1,44 @@
 #include "middleware/beast_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <array>
+#include <boost/asio/detail/scheduler.hpp>
 #include <string>
 #include <string_view>
 
 namespace xraysink::middleware::internal {
+namespace {
+
+// The peer's address as text in `buffer`: by hand for IPv4 (every request formats it, and
+// address::to_string goes through inet_ntop, sprintf and a std::string).
+std::string_view FormatAddress(const boost::asio::ip::address& address,
+                               std::array<char, INET6_ADDRSTRLEN>& buffer) {
+  if (address.is_v4()) {
+    char* out = buffer.data();
+    bool first = true;
+    for (const unsigned char byte : address.to_v4().to_bytes()) {
+      if (!first) *out++ = '.';
+      first = false;
+      if (byte >= 100) *out++ = static_cast<char>('0' + byte / 100);
+      if (byte >= 10) *out++ = static_cast<char>('0' + byte / 10 % 10);
+      *out++ = static_cast<char>('0' + byte % 10);
+    }
+    return std::string_view(buffer.data(), static_cast<size_t>(out - buffer.data()));
+  }
+  const auto bytes = address.to_v6().to_bytes();
+  if (inet_ntop(AF_INET6, bytes.data(), buffer.data(), buffer.size()) == nullptr) return {};
+  return std::string_view(buffer.data());
+}
+
+}  // namespace
 
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
                          const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme) {
   namespace http = boost::beast::http;
-  const std::string peer_address = peer.address().to_string();
+  std::array<char, INET6_ADDRSTRLEN> peer_buffer;
   IncomingRequest incoming;
   incoming.scheme = scheme;
   incoming.method = request.method_string();
@@ -18,8 +47,18 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
   incoming.user_agent = request[http::field::user_agent];
   incoming.trace_header = request["X-Amzn-Trace-Id"];
   incoming.forwarded_for = request["X-Forwarded-For"];
-  incoming.peer_address = peer_address;
+  incoming.peer_address = FormatAddress(peer.address(), peer_buffer);
   return tracer.Begin(incoming);
+}
+
+bool RunsOnOneThread(boost::asio::io_context& io) {
+  // Asio keeps the hint in its scheduler (the io_context's implementation on POSIX), where hint
+  // 1 makes it run handlers posted from a handler on the posting thread.
+#if defined(BOOST_ASIO_HAS_IOCP)
+  return false;
+#else
+  return boost::asio::use_service<boost::asio::detail::scheduler>(io).concurrency_hint() == 1;
+#endif
 }
 
 void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,

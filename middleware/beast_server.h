@@ -41,6 +41,9 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
 void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
                  std::optional<int64_t> content_length);
 
+// Whether `io` was made for one thread (concurrency hint 1).
+bool RunsOnOneThread(boost::asio::io_context& io);
+
 template <typename Body>
 std::optional<int64_t> ContentLength(const boost::beast::http::response<Body>& response) {
   if (const auto size = response.payload_size()) return static_cast<int64_t>(*size);
@@ -111,21 +114,21 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
   std::exception_ptr error;
-  Response response;
+  std::optional<Response> response;  // not default-constructed only to be replaced
   try {
-    response = co_await Runner::Run(traced.context().segment_ptr(),
-                                    std::invoke(handler, std::move(request)));
+    response.emplace(co_await Runner::Run(traced.context().segment_ptr(),
+                                          std::invoke(handler, std::move(request))));
   } catch (...) {
     error = std::current_exception();
   }
   if (error) {
     traced.FinishWithException(error);
-    response = Response(http::status::internal_server_error, version);
-    response.keep_alive(keep_alive);
-    response.prepare_payload();
+    response.emplace(http::status::internal_server_error, version);
+    response->keep_alive(keep_alive);
+    response->prepare_payload();
   }
-  FinishBeast(traced, response, ContentLength(response));
-  co_return response;
+  FinishBeast(traced, *response, ContentLength(*response));
+  co_return std::move(*response);
 }
 
 }  // namespace internal
@@ -150,7 +153,9 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
 }
 
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is
-// its own coroutine on a strand of the acceptor's executor, reading requests (string bodies) and
+// its own coroutine on a strand of the acceptor's executor (on the executor itself for an
+// io_context constructed with concurrency hint 1, which promises Asio a single thread; run such
+// a context on one thread only), reading requests (string bodies) and
 // answering them in order with `handler`, kept alive as the client asks, closed after
 // `idle_timeout` without a complete request (or a response it does not read). A response without
 // Content-Length or chunked encoding gets its payload prepared. Runs until accepting fails (closed,
@@ -191,32 +196,40 @@ boost::asio::awaitable<void> ServeTraced(
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, error);
   };
-  // On an io_context, strands of its concrete executor: a traced executor over one fits
-  // any_io_executor's inline storage, and each I/O completion goes through one type-erased
-  // executor instead of three nested ones.
+  // On an io_context, its concrete executor: a traced executor over it (or over one of its
+  // strands) fits any_io_executor's inline storage, and each I/O completion goes through one
+  // type-erased executor instead of three nested ones.
   const auto* io_executor =
       acceptor.get_executor().template target<asio::io_context::executor_type>();
+  // A strand per connection (the stream's timer and I/O handlers must not run at once), except
+  // on an io_context made for one thread (concurrency hint 1), where Asio itself runs every
+  // handler on the thread that calls run(), as Beast's own examples assume.
+  const bool one_thread =
+      io_executor != nullptr && internal::RunsOnOneThread(io_executor->context());
   for (;;) {
     boost::system::error_code error;
-    // A strand per connection: the stream's timer and I/O handlers must not run at once.
-    const auto accept = [&](const auto& strand) {
-      return acceptor.async_accept(strand, asio::redirect_error(asio::use_awaitable, error));
+    const auto accept = [&](const auto& executor) {
+      return acceptor.async_accept(executor, asio::redirect_error(asio::use_awaitable, error));
     };
     tcp::socket socket(acceptor.get_executor());
-    if (io_executor != nullptr) {
+    if (one_thread) {
+      socket = co_await accept(*io_executor);
+    } else if (io_executor != nullptr) {
       socket = co_await accept(asio::make_strand(*io_executor));
     } else {
       socket = co_await accept(asio::make_strand(acceptor.get_executor()));
     }
     if (error == asio::error::connection_aborted) continue;  // the peer gave up first
     if (error) co_return;
-    // On a traced executor over the connection's strand, so that each request's handler runs
+    // On a traced executor over the connection's executor, so that each request's handler runs
     // in place, in its flow.
-    const auto spawn = [&](const auto& strand) {
-      asio::co_spawn(context::MakeTracedExecutor(strand),
+    const auto spawn = [&](const auto& executor) {
+      asio::co_spawn(context::MakeTracedExecutor(executor),
                      serve(std::move(socket), tracer, shared, idle_timeout), asio::detached);
     };
-    if (io_executor != nullptr) {
+    if (one_thread) {
+      spawn(*io_executor);
+    } else if (io_executor != nullptr) {
       spawn(
           *socket.get_executor().template target<asio::strand<asio::io_context::executor_type>>());
     } else {

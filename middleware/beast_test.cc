@@ -394,6 +394,66 @@ TEST_F(BeastMiddlewareTest, ServesOnAnyExecutor) {
   pool.join();
 }
 
+// Connections on the fixture's 4-thread io_context run on strands of its concrete executor.
+TEST_F(BeastMiddlewareTest, ConnectionsOfAThreadedIoContextRunOnStrands) {
+  const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
+    const auto executor = co_await asio::this_coro::executor;
+    using OnStrand = context::TracedExecutor<asio::strand<asio::io_context::executor_type>>;
+    co_return Reply(request, http::status::ok, executor.target<OnStrand>() ? "strand" : "other");
+  });
+  auto responses = Run(Exchange(port, {Get(port, "/a")}));
+  ASSERT_TRUE(responses);
+  EXPECT_EQ(responses->at(0).body(), "strand");
+}
+
+// An io_context made for one thread (concurrency hint 1) runs connections on its executor
+// itself: no strand, as in Beast's examples. Requests on several connections still overlap and
+// keep their own segments.
+TEST_F(BeastMiddlewareTest, OneThreadIoContextNeedsNoStrands) {
+  asio::io_context one(1);
+  auto work = asio::make_work_guard(one);
+  std::thread runner([&one] { one.run(); });
+  tcp::acceptor acceptor(one, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  asio::co_spawn(
+      one,
+      ServeTraced(std::move(acceptor),
+                  std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("one")),
+                  [&](Request request) -> awaitable<Response> {
+                    const auto executor = co_await asio::this_coro::executor;
+                    using Plain = context::TracedExecutor<asio::io_context::executor_type>;
+                    const std::string item(request.target().substr(1));
+                    recorder_->PutAnnotation("item", item);
+                    asio::steady_timer timer(executor, std::chrono::milliseconds(2));
+                    co_await timer.async_wait(use_awaitable);
+                    recorder_->PutAnnotation("after_wait", item);
+                    co_return Reply(request, http::status::ok,
+                                    executor.target<Plain>() ? "plain" : "other");
+                  }),
+      asio::detached);
+  constexpr int kConnections = 8;
+  std::vector<std::future<std::vector<Response>>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(asio::co_spawn(asio::make_strand(io_),
+                                     Exchange(port, {Get(port, "/" + std::to_string(i))}),
+                                     asio::use_future));
+  }
+  for (auto& client : clients) {
+    ASSERT_EQ(client.wait_for(kDeadline), std::future_status::ready);
+    EXPECT_EQ(client.get().at(0).body(), "plain");
+  }
+  std::set<std::string> items;
+  for (const auto& document : Documents()) {
+    const std::string item = document["annotations"]["item"].GetString();
+    EXPECT_EQ(document["annotations"]["after_wait"].GetString(), item);
+    items.insert(item);
+  }
+  EXPECT_EQ(items.size(), static_cast<size_t>(kConnections));
+  work.reset();
+  one.stop();
+  runner.join();
+}
+
 TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
   const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
     co_return Reply(request, http::status::ok);

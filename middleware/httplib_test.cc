@@ -1,10 +1,10 @@
 // End to end on 127.0.0.1: real cpp-httplib servers and clients, traced with the middleware.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <httplib.h>
 
 #include <chrono>
 #include <map>
@@ -179,9 +179,8 @@ TEST_F(HttplibMiddlewareTest, TraceHeaderForms) {
 
 TEST_F(HttplibMiddlewareTest, StatusesAndExceptions) {
   TracedServer server(recorder_, "svc");
-  server.server().Get("/fail", [](const httplib::Request&, httplib::Response& response) {
-    response.status = 500;
-  });
+  server.server().Get(
+      "/fail", [](const httplib::Request&, httplib::Response& response) { response.status = 500; });
   server.server().Get("/limited", [](const httplib::Request&, httplib::Response& response) {
     response.status = 429;
   });
@@ -238,15 +237,15 @@ TEST_F(HttplibMiddlewareTest, ForwardedForNamesTheClient) {
 TEST_F(HttplibMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
   TracedServer server(recorder_, "svc");
   server.server().new_task_queue = [] { return new httplib::ThreadPool(8); };
-  server.server().Get(R"(/item/(\d+))", [&](const httplib::Request& request,
-                                             httplib::Response& response) {
-    const int id = std::stoi(request.matches[1]);
-    recorder_->PutAnnotation("item", id);
-    recorder_->BeginSubsegment("load");
-    recorder_->PutAnnotation("item", id);
-    recorder_->EndSubsegment();
-    response.set_content(std::to_string(id), "text/plain");
-  });
+  server.server().Get(R"(/item/(\d+))",
+                      [&](const httplib::Request& request, httplib::Response& response) {
+                        const int id = std::stoi(request.matches[1]);
+                        recorder_->PutAnnotation("item", id);
+                        recorder_->BeginSubsegment("load");
+                        recorder_->PutAnnotation("item", id);
+                        recorder_->EndSubsegment();
+                        response.set_content(std::to_string(id), "text/plain");
+                      });
   server.Start();
   constexpr int kClients = 20, kPerClient = 10;
   std::vector<std::thread> clients;

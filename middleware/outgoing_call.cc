@@ -18,9 +18,8 @@ OutgoingCall OutgoingCall::Begin(core::Recorder* recorder, std::string_view host
     return call;
   }
   call.segment_ = context.segment_ptr();
-  call.subsegment_ =
-      call.segment_->BeginSubsegmentUnder(*parent, host.empty() ? "unknown-host" : host,
-                                          core::Namespace::kRemote);
+  call.subsegment_ = call.segment_->BeginSubsegmentUnder(
+      *parent, host.empty() ? "unknown-host" : host, core::Namespace::kRemote);
   auto& request = call.subsegment_->http().request.emplace();
   request.method = std::string(method);
   request.url = std::string(url);

@@ -96,22 +96,28 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   std::shared_ptr<core::Segment> segment = recorder.CreateSegment(name, std::move(options));
   if (!segment) return traced;
 
-  auto& http = segment->http().request.emplace();
-  http.method = std::string(request.method);
-  http.url.reserve(request.scheme.size() + 3 + host.size() + request.target.size());
-  http.url.append(request.scheme).append("://").append(host).append(request.target);
-  http.user_agent = std::string(request.user_agent);
-  if (!request.forwarded_for.empty()) {
-    const std::string_view first = Trim(request.forwarded_for.substr(0, request.forwarded_for.find(',')));
-    http.client_ip = std::string(first);
-    http.x_forwarded_for = true;
-  } else {
-    http.client_ip = std::string(request.peer_address);
+  // An unsampled segment is never sent, and its entities ignore writes (as the SDKs' dummy
+  // segments do): the request's fields would be built for nothing.
+  if (segment->sampled()) {
+    auto& http = segment->http().request.emplace();
+    http.method = std::string(request.method);
+    http.url.reserve(request.scheme.size() + 3 + host.size() + request.target.size());
+    http.url.append(request.scheme).append("://").append(host).append(request.target);
+    http.user_agent = std::string(request.user_agent);
+    if (!request.forwarded_for.empty()) {
+      const std::string_view first =
+          Trim(request.forwarded_for.substr(0, request.forwarded_for.find(',')));
+      http.client_ip = std::string(first);
+      http.x_forwarded_for = true;
+    } else {
+      http.client_ip = std::string(request.peer_address);
+    }
   }
 
   traced.response_header_ = "Root=";
   traced.response_header_.append(segment->trace_id().view());
-  if (caller_asked) traced.response_header_.append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
+  if (caller_asked)
+    traced.response_header_.append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
   traced.context_.Reset(std::move(segment));
   return traced;
 }
@@ -122,7 +128,9 @@ void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
   core::Segment* segment = context_.segment();
   if (segment == nullptr || finished_) return;
   segment->ApplyStatusCode(status);
-  if (content_length) segment->http().response->content_length = *content_length;
+  // Unsampled: ApplyStatusCode wrote nothing, so there is no response to add to.
+  if (content_length && segment->sampled())
+    segment->http().response->content_length = *content_length;
   End();
 }
 

@@ -33,12 +33,12 @@ struct SegmentNaming {
 struct IncomingRequest {
   std::string_view method;
   std::string_view scheme = "http";
-  std::string_view host;          // Host header, port included; empty: "localhost"
-  std::string_view target;        // path and query, e.g. "/items/1?x=1"
+  std::string_view host;    // Host header, port included; empty: "localhost"
+  std::string_view target;  // path and query, e.g. "/items/1?x=1"
   std::string_view user_agent;
-  std::string_view trace_header;  // X-Amzn-Trace-Id; empty when absent
-  std::string_view forwarded_for; // X-Forwarded-For; empty when absent
-  std::string_view peer_address;  // the TCP peer
+  std::string_view trace_header;   // X-Amzn-Trace-Id; empty when absent
+  std::string_view forwarded_for;  // X-Forwarded-For; empty when absent
+  std::string_view peer_address;   // the TCP peer
 };
 
 // One traced request: its segment and the flow context its handler must run in. Ending is

@@ -83,6 +83,22 @@ TEST(RequestTracerTest, EnvironmentNameWins) {
   EXPECT_EQ(tracer.Begin(Request("h")).segment()->name(), "from-env");
 }
 
+// An unsampled request keeps its ids for propagation, but nothing of it is built to be sent.
+TEST(RequestTracerTest, UnsampledRequestRecordsNoFields) {
+  RequestTracer tracer(MakeRecorder(std::make_shared<RecordingSampler>()),
+                       SegmentNaming::Fixed("x"));
+  IncomingRequest request = Request("h");
+  request.trace_header = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0";
+  TracedRequest traced = tracer.Begin(request);
+  ASSERT_NE(traced.segment(), nullptr);
+  EXPECT_FALSE(traced.segment()->sampled());
+  EXPECT_EQ(traced.segment()->trace_id().view(), "1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_FALSE(traced.segment()->http().request.has_value());
+  traced.Finish(503, /*content_length=*/12);
+  EXPECT_FALSE(traced.segment()->http().response.has_value());
+  EXPECT_FALSE(traced.segment()->fault());
+}
+
 TEST(RequestTracerTest, DisabledRecorderTracesNothing) {
   RequestTracer tracer(MakeRecorder(std::make_shared<RecordingSampler>(), /*enabled=*/false),
                        SegmentNaming::Fixed("x"));
