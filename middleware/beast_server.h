@@ -74,40 +74,25 @@ template <typename Handler, typename Body>
 using ResponseOf = typename HandlerResult<
     std::invoke_result_t<Handler&, boost::beast::http::request<Body>&&>>::Type;
 
-// How TraceRequest runs the handler in the request's flow. Any coroutine: as a coroutine of its
-// own on a traced executor (a co_spawn per request).
-struct HandlerAsOwnFlow {
-  template <typename Response>
-  static boost::asio::awaitable<Response> Run(std::shared_ptr<core::Segment> segment,
-                                              boost::asio::awaitable<Response> handler) {
-    namespace asio = boost::asio;
-    const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
-    co_return co_await asio::co_spawn(
-        executor, RunInSegment(std::move(segment), std::move(handler)), asio::use_awaitable);
-  }
-};
+// Answers a request whose handler threw: fault + cause, and an empty 500.
+template <typename Response>
+Response ErrorResponse(TracedRequest& traced, const std::exception_ptr& error, unsigned version,
+                       bool keep_alive) {
+  traced.FinishWithException(error);
+  Response response(boost::beast::http::status::internal_server_error, version);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  return response;
+}
 
-// A coroutine already running on a context::TracedExecutor (each resumption in a copy of the
-// context its suspension left): the handler is awaited in place, with the request's segment
-// made current around it. No spawn, no extra hop.
-struct HandlerInPlace {
-  template <typename Response>
-  static boost::asio::awaitable<Response> Run(std::shared_ptr<core::Segment> segment,
-                                              boost::asio::awaitable<Response> handler) {
-    core::CurrentContext().Reset(std::move(segment));
-    struct Clear {  // the connection's next read is outside the request
-      ~Clear() { core::CurrentContext().Reset(); }
-    } clear;
-    co_return co_await std::move(handler);
-  }
-};
-
-// Traced() with the handler run by `Runner`.
-template <typename Runner, typename Body, typename Handler>
+// Runs the handler as its own flow: a coroutine spawned on a traced executor over the calling
+// coroutine's, which starts in a copy of the caller's context and replaces it with the request's
+// segment (the caller's executor may not carry the context: any coroutine can call Traced).
+template <typename Body, typename Handler>
 boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
-    boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme = "http") {
-  namespace http = boost::beast::http;
+    boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme) {
+  namespace asio = boost::asio;
   using Response = ResponseOf<Handler, Body>;
 
   TracedRequest traced = BeginBeast(tracer, request, peer, scheme);
@@ -116,17 +101,15 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
   std::exception_ptr error;
   std::optional<Response> response;  // not default-constructed only to be replaced
   try {
-    response.emplace(co_await Runner::Run(traced.context().segment_ptr(),
-                                          std::invoke(handler, std::move(request))));
+    const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
+    response.emplace(co_await asio::co_spawn(
+        executor,
+        RunInSegment(traced.context().segment_ptr(), std::invoke(handler, std::move(request))),
+        asio::use_awaitable));
   } catch (...) {
     error = std::current_exception();
   }
-  if (error) {
-    traced.FinishWithException(error);
-    response.emplace(http::status::internal_server_error, version);
-    response->keep_alive(keep_alive);
-    response->prepare_payload();
-  }
+  if (error) response.emplace(ErrorResponse<Response>(traced, error, version, keep_alive));
   FinishBeast(traced, *response, ContentLength(*response));
   co_return std::move(*response);
 }
@@ -148,8 +131,8 @@ template <typename Body, typename Handler>
 boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
     boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme = "http") {
-  return internal::TraceRequest<internal::HandlerAsOwnFlow>(
-      tracer, std::move(request), peer, std::forward<Handler>(handler), std::move(scheme));
+  return internal::TraceRequest(tracer, std::move(request), peer, std::forward<Handler>(handler),
+                                std::move(scheme));
 }
 
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is
@@ -169,6 +152,7 @@ boost::asio::awaitable<void> ServeTraced(
   namespace beast = boost::beast;
   namespace http = beast::http;
   using asio::ip::tcp;
+  using Response = internal::ResponseOf<Handler, http::string_body>;
   // Connections may outlive this loop.
   auto shared = std::make_shared<Handler>(std::move(handler));
   auto serve = [](tcp::socket socket, std::shared_ptr<const RequestTracer> tracer,
@@ -184,15 +168,32 @@ boost::asio::awaitable<void> ServeTraced(
       co_await http::async_read(stream, buffer, request,
                                 asio::redirect_error(asio::use_awaitable, error));
       if (error) break;
+      // The request's flow, in place: this coroutine runs on a traced executor (each resumption
+      // in a copy of the context its suspension left), so with the segment made current here
+      // the handler's co_awaits carry it; no spawn, no coroutine frame of ours per request.
+      TracedRequest traced = internal::BeginBeast(*tracer, request, peer, "http");
+      const unsigned version = request.version();
       const bool keep_alive = request.keep_alive();
-      auto response = co_await internal::TraceRequest<internal::HandlerInPlace>(
-          *tracer, std::move(request), peer, *handler);
-      if (!keep_alive) response.keep_alive(false);
-      if (!response.has_content_length() && !response.chunked()) response.prepare_payload();
+      std::exception_ptr handler_error;
+      std::optional<Response> response;
+      core::CurrentContext().Reset(traced.context().segment_ptr());
+      try {
+        response.emplace(co_await std::invoke(*handler, std::move(request)));
+      } catch (...) {
+        handler_error = std::current_exception();
+      }
+      core::CurrentContext().Reset();  // the next read is outside the request
+      if (handler_error) {
+        response.emplace(
+            internal::ErrorResponse<Response>(traced, handler_error, version, keep_alive));
+      }
+      internal::FinishBeast(traced, *response, internal::ContentLength(*response));
+      if (!keep_alive) response->keep_alive(false);
+      if (!response->has_content_length() && !response->chunked()) response->prepare_payload();
       stream.expires_after(idle_timeout);
-      co_await http::async_write(stream, response,
+      co_await http::async_write(stream, *response,
                                  asio::redirect_error(asio::use_awaitable, error));
-      if (!response.keep_alive()) break;
+      if (!response->keep_alive()) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, error);
   };

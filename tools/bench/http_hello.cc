@@ -181,8 +181,9 @@ http::response<http::string_body> BeastHello(const http::request<http::string_bo
   return response;
 }
 
-// The connection loop of Beast's coroutine examples, with the idle timeout the traced adapter
-// (middleware::ServeTraced) also sets, so that the two differ by tracing only.
+// The connection loop of Beast's coroutine examples, with the timeouts the traced adapter
+// (middleware::ServeTraced) also sets (idle before a request, and on writing the response), so
+// that the two differ by tracing only.
 asio::awaitable<void> BeastSession(tcp::socket socket, std::atomic<uint64_t>& requests) {
   boost::system::error_code error;
   boost::beast::tcp_stream stream(std::move(socket));
@@ -194,7 +195,7 @@ asio::awaitable<void> BeastSession(tcp::socket socket, std::atomic<uint64_t>& re
                               asio::redirect_error(asio::use_awaitable, error));
     if (error) break;
     http::response<http::string_body> response = BeastHello(request, requests);
-    stream.expires_never();
+    stream.expires_after(kIdleTimeout);  // a client that does not read, as ServeTraced does
     co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, error));
     if (error || !response.keep_alive()) break;
   }
