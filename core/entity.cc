@@ -136,7 +136,8 @@ void Entity::RecordException(internal::DescribedException described) {
 }
 
 void Entity::End(double end_time) {
-  if (end_time == 0) end_time = NowEpochSeconds();
+  // An unsampled entity is never sent: its end time is not worth a clock read.
+  if (end_time == 0) end_time = sampled_ ? NowEpochSeconds() : start_time_;
   if (end_time < start_time_) end_time = start_time_;
   segment_->OnEnded(*this, end_time);
 }
@@ -162,11 +163,12 @@ std::shared_ptr<Segment> Segment::Create(SegmentOptions options,
                                          std::shared_ptr<const SegmentSettings> settings,
                                          std::shared_ptr<EntityCounters> counters) {
   const double start = options.start_time != 0 ? options.start_time : NowEpochSeconds();
-  return std::shared_ptr<Segment>(
-      new Segment(std::move(options), std::move(settings), std::move(counters), start));
+  // One allocation for the segment and its reference count.
+  return std::make_shared<Segment>(CreateKey(), std::move(options), std::move(settings),
+                                   std::move(counters), start);
 }
 
-Segment::Segment(SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
+Segment::Segment(CreateKey, SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
                  std::shared_ptr<EntityCounters> counters, double start_time)
     : Entity(this, nullptr, options.name, options.sampled, start_time),
       trace_id_(options.trace_id.empty() ? TraceId::GenerateAt(static_cast<uint32_t>(start_time))

@@ -325,6 +325,13 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   static std::shared_ptr<Segment> Create(SegmentOptions options,
                                          std::shared_ptr<const SegmentSettings> settings,
                                          std::shared_ptr<EntityCounters> counters);
+  // For Create only (std::make_shared needs a public constructor; the key keeps it ours).
+  class CreateKey {
+    friend class Segment;
+    CreateKey() = default;
+  };
+  Segment(CreateKey, SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
+          std::shared_ptr<EntityCounters> counters, double start_time);
   ~Segment() override;
 
   const TraceId& trace_id() const { return trace_id_; }
@@ -368,8 +375,6 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
 
  private:
   friend class Entity;
-  Segment(SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
-          std::shared_ptr<EntityCounters> counters, double start_time);
 
   // Called with the entity's end recorded; decides what to send.
   void OnEnded(Entity& entity, double end_time);

@@ -5,8 +5,10 @@
 
 #include <array>
 #include <boost/asio/detail/scheduler.hpp>
+#include <boost/beast/core/string.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace xraysink::middleware::internal {
 namespace {
@@ -42,11 +44,29 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
   IncomingRequest incoming;
   incoming.scheme = scheme;
   incoming.method = request.method_string();
-  incoming.host = request[http::field::host];
   incoming.target = request.target();
-  incoming.user_agent = request[http::field::user_agent];
-  incoming.trace_header = request["X-Amzn-Trace-Id"];
-  incoming.forwarded_for = request["X-Forwarded-For"];
+  // One pass over the fields rather than a lookup per header (two of them by name, as Beast
+  // has no enum for them); the first of repeated fields counts, as with request[name].
+  bool host = false, user_agent = false, trace_header = false, forwarded_for = false;
+  for (const auto& field : request) {
+    switch (field.name()) {
+      case http::field::host:
+        if (!std::exchange(host, true)) incoming.host = field.value();
+        break;
+      case http::field::user_agent:
+        if (!std::exchange(user_agent, true)) incoming.user_agent = field.value();
+        break;
+      case http::field::unknown:
+        if (boost::beast::iequals(field.name_string(), "X-Amzn-Trace-Id")) {
+          if (!std::exchange(trace_header, true)) incoming.trace_header = field.value();
+        } else if (boost::beast::iequals(field.name_string(), "X-Forwarded-For")) {
+          if (!std::exchange(forwarded_for, true)) incoming.forwarded_for = field.value();
+        }
+        break;
+      default:
+        break;
+    }
+  }
   incoming.peer_address = FormatAddress(peer.address(), peer_buffer);
   return tracer.Begin(incoming);
 }

@@ -52,7 +52,7 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
   server.set_post_routing_handler([](const httplib::Request&, httplib::Response& response) {
     if (!active) return;
     if (!active->traced.response_header().empty()) {
-      response.set_header("X-Amzn-Trace-Id", active->traced.response_header());
+      response.set_header("X-Amzn-Trace-Id", std::string(active->traced.response_header()));
     }
     active->traced.Finish(response.status, static_cast<int64_t>(response.body.size()));
     active.reset();

@@ -1,6 +1,9 @@
 #include "middleware/request_tracer.h"
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "core/trace_header.h"
@@ -114,10 +117,15 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
     }
   }
 
-  traced.response_header_ = "Root=";
-  traced.response_header_.append(segment->trace_id().view());
-  if (caller_asked)
-    traced.response_header_.append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
+  const auto append = [&traced](std::string_view text) {
+    std::array<char, 64>& header = traced.response_header_;
+    const size_t size = std::min(text.size(), header.size() - traced.response_header_size_);
+    std::memcpy(header.data() + traced.response_header_size_, text.data(), size);
+    traced.response_header_size_ += size;
+  };
+  append("Root=");
+  append(segment->trace_id().view());
+  if (caller_asked) append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
   traced.context_.Reset(std::move(segment));
   return traced;
 }

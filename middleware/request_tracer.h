@@ -1,6 +1,7 @@
 #ifndef XRAYSINK_MIDDLEWARE_REQUEST_TRACER_H_
 #define XRAYSINK_MIDDLEWARE_REQUEST_TRACER_H_
 
+#include <array>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -58,7 +59,9 @@ class TracedRequest {
   core::TraceContext& context() { return context_; }
   // The response's X-Amzn-Trace-Id value: Root (and Sampled when the caller asked with
   // Sampled=?). Empty when there is no segment. Never echoes anything unvalidated.
-  const std::string& response_header() const { return response_header_; }
+  std::string_view response_header() const {
+    return std::string_view(response_header_.data(), response_header_size_);
+  }
 
   // Records the response (status flags: 4xx error, 429 error+throttle, 5xx fault) and ends the
   // segment.
@@ -71,7 +74,9 @@ class TracedRequest {
   void End();
 
   core::TraceContext context_;
-  std::string response_header_;
+  // "Root=<35-character trace id>;Sampled=1" at most: kept inline, not allocated per request.
+  std::array<char, 64> response_header_;
+  size_t response_header_size_ = 0;
   bool finished_ = false;
 };
 
