@@ -11,22 +11,25 @@
 #                                 [--frameworks "httplib beast"] [--pin 0|1]
 #                                 [--sampling all|default]
 #
-# Each round runs untraced then traced back to back for each framework; the table gives the
-# median over rounds. --pin 1 pins the server to SERVER_CPU (default 0), the load generator and
-# the sink to CLIENT_CPU (default 1): steadier on an idle machine, but off by default, as on a
-# shared one a pinned server cannot escape another process landing on its core.
+# Per framework, the untraced and the traced server run side by side for the whole measurement
+# and the load alternates between them: R rounds, each a slice of W + D seconds on the untraced
+# server then one on the traced server. The table gives the median over rounds of each pair's
+# overhead: on a shared VM whose speed drifts over tens of seconds, neighbouring slices see the
+# same machine. --pin 1 pins the servers to SERVER_CPU (default 0), the load generator and the
+# sink to CLIENT_CPU (default 1): steadier on an idle machine, but off by default, as on a shared
+# one a pinned server cannot escape another process landing on its core.
 # Targets: throughput overhead <= 5 %, p99 overhead <= 50 us.
 set -euo pipefail
 
 connections=16
-duration_s=10
-warmup_s=2
-rounds=3
+duration_s=2
+warmup_s=0.5
+rounds=10
 frameworks="httplib beast"
 pin=0
 sampling=all
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -101,49 +104,59 @@ stop() {
 
 field() { sed -nE "s/.*\"$2\":([-0-9.]+).*/\1/p" <<<"$1"; }
 
-# run FRAMEWORK TRACED: one measurement; appends "ROUND rps p99_us" to $work/FRAMEWORK.TRACED.
-run() {
-  local framework="$1" traced="$2" daemon_flags=() load server sink=""
-  if ((traced)); then
-    start sink "${pin_client[@]}" "$work/http_load" --udp-sink
-    daemon_flags=(--daemon "127.0.0.1:$sink_port" --sampling "$sampling")
-  fi
-  if ! start server "${pin_server[@]}" "$work/http_hello" --framework "$framework" \
-    --traced "$traced" --port 0 "${daemon_flags[@]}"; then
-    ((traced)) && stop sink >/dev/null
-    return 1
-  fi
-  load="$("${pin_client[@]}" "$work/http_load" --url "http://127.0.0.1:$server_port/hello" \
+# slice FRAMEWORK TRACED PORT: one slice of load on PORT; appends "ROUND rps p99_us" to
+# $work/FRAMEWORK.TRACED.
+slice() {
+  local framework="$1" traced="$2" port="$3" load errors
+  load="$("${pin_client[@]}" "$work/http_load" --url "http://127.0.0.1:$port/hello" \
     --connections "$connections" --duration-s "$duration_s" --warmup-s "$warmup_s" || true)"
-  server="$(stop server)"
-  ((traced)) && sink="$(stop sink)"
-  echo "  $framework traced=$traced load=$load server=$server${sink:+ sink=$sink}" >&2
+  echo "  $framework round=$round traced=$traced load=$load" >&2
   if [[ -z "$(field "$load" rps)" ]]; then
     echo "run_http_bench: no result from http_load" >&2
     return 1
   fi
-  local requests errors
-  requests="$(field "$server" requests)"
   errors="$(field "$load" errors)"
   ((errors == 0)) || echo "run_http_bench: WARNING: $errors errors" >&2
-  if ((traced)) && {
-    [[ "$sampling" == all && "$(field "$server" segments_sent)" != "$requests" ]] ||
-      [[ "$(field "$server" dropped)" != 0 ]] ||
-      [[ "$(field "$sink" datagrams)" != "$(field "$server" segments_sent)" ]]
-  }; then
-    echo "run_http_bench: WARNING: a segment not sent, or a datagram not received" >&2
-  fi
   echo "$round $(field "$load" rps) $(field "$load" p99_us)" >>"$work/$framework.$traced"
 }
 
-echo "load: $connections connections, ${warmup_s}s warm-up + ${duration_s}s, $rounds round(s);" \
-  "sampling: $sampling;" \
-  "pinning: ${pin_server[*]:-none} / ${pin_client[*]:-none}" >&2
-for ((round = 1; round <= rounds; ++round)); do
-  for framework in $frameworks; do
-    run "$framework" 0 || true
-    run "$framework" 1 || true
+# run FRAMEWORK: both servers (and the sink) up, then the rounds of alternating slices; checks
+# the traced server's counters against the sink's.
+run() {
+  local framework="$1" server sink requests
+  start sink "${pin_client[@]}" "$work/http_load" --udp-sink || return 1
+  if ! start plain "${pin_server[@]}" "$work/http_hello" --framework "$framework" --traced 0 \
+    --port 0; then
+    stop sink >/dev/null
+    return 1
+  fi
+  if ! start traced "${pin_server[@]}" "$work/http_hello" --framework "$framework" --traced 1 \
+    --port 0 --daemon "127.0.0.1:$sink_port" --sampling "$sampling"; then
+    stop plain >/dev/null
+    stop sink >/dev/null
+    return 1
+  fi
+  for ((round = 1; round <= rounds; ++round)); do
+    slice "$framework" 0 "$plain_port" || break
+    slice "$framework" 1 "$traced_port" || break
   done
+  stop plain >/dev/null
+  server="$(stop traced)"
+  sink="$(stop sink)"
+  echo "  $framework traced server=$server sink=$sink" >&2
+  requests="$(field "$server" requests)"
+  if [[ "$sampling" == all && "$(field "$server" segments_sent)" != "$requests" ]] ||
+    [[ "$(field "$server" dropped)" != 0 ]] ||
+    [[ "$(field "$sink" datagrams)" != "$(field "$server" segments_sent)" ]]; then
+    echo "run_http_bench: WARNING: a segment not sent, or a datagram not received" >&2
+  fi
+}
+
+echo "load: $connections connections, $rounds round(s) of ${warmup_s}s warm-up + ${duration_s}s" \
+  "per server; sampling: $sampling;" \
+  "pinning: ${pin_server[*]:-none} / ${pin_client[*]:-none}" >&2
+for framework in $frameworks; do
+  run "$framework" || true
 done
 
 # median FILE COLUMN FORMAT: the median of a column of numbers, or n/a when there is none.
@@ -153,8 +166,8 @@ median() {
     else printf format "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# Overheads are medians of each round's untraced/traced pair (run back to back), which cancels
-# most of the drift of a shared machine; rps and p99 are medians over the paired rounds.
+# Overheads are medians of each round's untraced/traced pair (neighbouring slices), which
+# cancels most of the drift of a shared machine; rps and p99 are medians over the paired rounds.
 printf '\n%-8s %12s %12s %10s %12s %12s %12s\n' framework rps_untraced rps_traced \
   rps_ovh_% p99_untr_us p99_trac_us p99_ovh_us
 for framework in $frameworks; do
