@@ -291,6 +291,44 @@ TEST(DatagramSenderTest, LetsGoOfSentSegmentsWhenIdle) {
   EXPECT_TRUE(all_released());
 }
 
+// Records the thread that lets go of the segment it owns.
+class ReleaseProbe {
+ public:
+  ReleaseProbe(std::shared_ptr<core::Segment> segment, std::atomic<std::thread::id>& released_on)
+      : segment_(std::move(segment)), released_on_(released_on) {}
+  ~ReleaseProbe() { released_on_.store(std::this_thread::get_id()); }
+
+ private:
+  std::shared_ptr<core::Segment> segment_;
+  std::atomic<std::thread::id>& released_on_;
+};
+
+// A sent segment is let go of by the next thread that enqueues, not by the sender thread (whose
+// frees would contend for the producer's malloc arena).
+TEST(DatagramSenderTest, TheNextProducerLetsGoOfASentSegment) {
+  UdpReceiver receiver;
+  DatagramSender::Options options;
+  options.batch_delay = absl::Minutes(1);  // the sender lingers: it does not go idle meanwhile
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  std::atomic<std::thread::id> released_on{};
+  auto segment = NewSegment(nullptr);
+  segment->End();
+  const core::Segment* raw = segment.get();
+  auto probe = std::make_shared<ReleaseProbe>(std::move(segment), released_on);
+  // Shares the probe's ownership: the segment goes when the probe does.
+  std::shared_ptr<const core::Segment> document(std::move(probe), raw);
+  ASSERT_TRUE(sender->Enqueue(core::DocumentRef{std::move(document)}));
+  EXPECT_EQ(receiver.Receive(1).size(), 1u);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (sender->stats().sent == 0 && absl::Now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(sender->stats().sent, 1u);
+  EXPECT_EQ(released_on.load(), std::thread::id());  // kept for a producer to let go of
+
+  ASSERT_TRUE(sender->Enqueue(std::string("next")));
+  EXPECT_EQ(released_on.load(), std::this_thread::get_id());
+}
+
 // A sink that owns its sender, like UdpEmitter: queued segments keep it alive.
 class OwningSink : public core::SegmentSink {
  public:
