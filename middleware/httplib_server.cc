@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace xraysink::middleware {
@@ -15,8 +16,11 @@ struct ActiveRequest {
 };
 thread_local std::optional<ActiveRequest> active;
 
-std::string Header(const httplib::Request& request, const char* name) {
-  return request.has_header(name) ? request.get_header_value(name) : std::string();
+// The first value of header `name`, or empty: one lookup, no copy (the views live as long as
+// the request).
+std::string_view Header(const httplib::Request& request, const std::string& name) {
+  const auto found = request.headers.find(name);
+  return found == request.headers.end() ? std::string_view() : std::string_view(found->second);
 }
 
 }  // namespace
@@ -26,17 +30,15 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
   server.set_pre_routing_handler([tracer, user_pre_routing = std::move(user_pre_routing)](
                                      const httplib::Request& request, httplib::Response& response) {
     active.reset();  // a request that never reached post-routing
-    const std::string host = Header(request, "Host");
-    const std::string user_agent = Header(request, "User-Agent");
-    const std::string trace_header = Header(request, "X-Amzn-Trace-Id");
-    const std::string forwarded_for = Header(request, "X-Forwarded-For");
+    static const std::string kHost = "Host", kUserAgent = "User-Agent",
+                             kTraceHeader = "X-Amzn-Trace-Id", kForwardedFor = "X-Forwarded-For";
     IncomingRequest incoming;
     incoming.method = request.method;
-    incoming.host = host;
+    incoming.host = Header(request, kHost);
     incoming.target = request.target;
-    incoming.user_agent = user_agent;
-    incoming.trace_header = trace_header;
-    incoming.forwarded_for = forwarded_for;
+    incoming.user_agent = Header(request, kUserAgent);
+    incoming.trace_header = Header(request, kTraceHeader);
+    incoming.forwarded_for = Header(request, kForwardedFor);
     incoming.peer_address = request.remote_addr;
     ActiveRequest& current = active.emplace();
     current.traced = tracer->Begin(incoming);
@@ -52,7 +54,8 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
   server.set_post_routing_handler([](const httplib::Request&, httplib::Response& response) {
     if (!active) return;
     if (!active->traced.response_header().empty()) {
-      response.set_header("X-Amzn-Trace-Id", std::string(active->traced.response_header()));
+      // Not set_header: its checks are for values from outside, and it would copy the value.
+      response.headers.emplace("X-Amzn-Trace-Id", std::string(active->traced.response_header()));
     }
     active->traced.Finish(response.status, static_cast<int64_t>(response.body.size()));
     active.reset();
