@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -197,13 +198,23 @@ int ServeHttplib(const Flags& flags, Routes& routes, asio::io_context& io) {
   // SIGINT/SIGTERM are blocked in every thread (main); this thread takes them and stops the
   // server from ordinary code, not from a signal handler (httplib's stop() is not
   // async-signal-safe).
-  std::thread stopper([&server] {
+  // httplib's stop() does nothing before listen_after_bind's accept loop runs, so a signal that
+  // came sooner waits for that loop to start (or for listen to have ended): else it would be
+  // lost, and the demo would run on.
+  std::atomic<bool> listen_ended{false};
+  std::thread stopper([&server, &listen_ended] {
     WaitForStopSignal();
+    while (!server.is_running() && !listen_ended) std::this_thread::yield();
     server.stop();
   });
-  server.listen_after_bind();
+  const bool served = server.listen_after_bind();  // false: accepting failed, not stop()
+  listen_ended = true;
   pthread_kill(stopper.native_handle(), SIGTERM);  // wakes it if listen ended on its own
   stopper.join();
+  if (!served) {
+    std::cerr << "demo: accepting connections on 127.0.0.1:" << port << " failed\n";
+    return 1;
+  }
   return 0;
 }
 
@@ -288,6 +299,7 @@ int main(int argc, char** argv) {
   std::cerr << "demo: " << (*tracing)->recorder().stats().segments_sent << " segments sent, "
             << sent.sent << " datagrams sent, dropped: " << sent.dropped_queue_full
             << " queue full, " << sent.send_errors << " send errors, "
-            << sent.serialization.dropped_documents << " too big\n";
+            << sent.serialization.dropped_documents << " too big, " << sent.dropped_closed
+            << " after close\n";
   return result;
 }
