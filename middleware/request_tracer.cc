@@ -56,11 +56,11 @@ RequestTracer::RequestTracer(std::shared_ptr<core::Recorder> recorder, SegmentNa
   }
 }
 
-std::string RequestTracer::SegmentName(std::string_view host,
-                                       const core::Recorder& recorder) const {
+std::string_view RequestTracer::SegmentName(std::string_view host,
+                                            const core::Recorder& recorder) const {
   if (!naming_.host_pattern.empty()) {
     const std::string_view bare = HostWithoutPort(host);
-    if (!bare.empty() && core::WildcardMatch(naming_.host_pattern, bare)) return std::string(bare);
+    if (!bare.empty() && core::WildcardMatch(naming_.host_pattern, bare)) return bare;
     if (!naming_.fallback_name.empty()) return naming_.fallback_name;
   } else if (!naming_.fixed_name.empty()) {
     return naming_.fixed_name;
@@ -74,7 +74,7 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   if (!recorder.enabled()) return traced;
 
   const std::string_view host = request.host.empty() ? "localhost" : request.host;
-  const std::string name = SegmentName(host, recorder);
+  const std::string_view name = SegmentName(host, recorder);  // lives as long as the request
 
   core::BeginSegmentOptions options;
   bool caller_asked = false;

@@ -94,7 +94,7 @@ class RequestTracer {
   const SegmentNaming& naming() const { return naming_; }
 
  private:
-  std::string SegmentName(std::string_view host, const core::Recorder& recorder) const;
+  std::string_view SegmentName(std::string_view host, const core::Recorder& recorder) const;
 
   std::shared_ptr<core::Recorder> recorder_;
   SegmentNaming naming_;
