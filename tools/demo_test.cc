@@ -40,6 +40,7 @@
 #include "integration_tests/fake_daemon.h"
 #include "rapidjson/document.h"
 #include "tools/local_daemon/trace.h"
+#include "tools/testing/read_pipe.h"
 
 extern char** environ;
 
@@ -212,13 +213,7 @@ class DemoProcess {
         std::lock_guard<std::mutex> lock(mu_);
         for (int i = 0; i < 2; ++i) {
           if (fds[i].revents == 0) continue;
-          char buffer[4096];
-          const ssize_t size = read(fds_[i], buffer, sizeof(buffer));
-          if (size <= 0) {
-            open_[i] = false;
-          } else {
-            (i == 0 ? out_ : err_).append(buffer, static_cast<size_t>(size));
-          }
+          open_[i] = testing::ReadPipe(fds_[i], i == 0 ? out_ : err_);
         }
         if (fds[2].revents != 0) exited_ = true;
       }

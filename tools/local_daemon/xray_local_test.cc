@@ -26,6 +26,7 @@
 #include "rapidjson/document.h"
 #include "tools/local_daemon/datagram.h"
 #include "tools/local_daemon/udp_listener.h"
+#include "tools/testing/read_pipe.h"
 
 extern char** environ;
 
@@ -146,13 +147,7 @@ class XrayLocal {
       }
       for (int i = 0; i < 2; ++i) {
         if (fds[i].revents == 0) continue;
-        char buffer[4096];
-        const ssize_t size = read(fds_[i], buffer, sizeof(buffer));
-        if (size <= 0) {
-          open_[i] = false;
-        } else {
-          (i == 0 ? out_ : err_).append(buffer, static_cast<size_t>(size));
-        }
+        open_[i] = testing::ReadPipe(fds_[i], i == 0 ? out_ : err_);
       }
     }
     return true;
