@@ -415,6 +415,85 @@ TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
   EXPECT_EQ(daemon.malformed_count(), 0u);
 }
 
+// The README's main job: two chained demos. /downstream on the front one calls the back one with
+// the traced client, so both services' segments make one trace, linked through the call's
+// remote subsegment; /work records a subsegment and starts a traced background task, whose
+// segment joins the request's trace.
+TEST_P(DemoTest, ChainedDemosMakeOneTraceAndWorkStartsATask) {
+  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  FakeDaemon& daemon = **started;
+  const std::string rules = Runfile("tools/testdata/sample_everything.json");
+  DemoProcess back({"--framework", GetParam(), "--port", "0", "--name", "demo-back",
+                    "--local-sampling-only", "--sampling-rules", rules},
+                   daemon.address());
+  const uint16_t back_port = back.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(back_port, 0);
+  DemoProcess front(
+      {"--framework", GetParam(), "--port", "0", "--name", kName, "--local-sampling-only",
+       "--sampling-rules", rules, "--downstream", absl::StrCat("http://127.0.0.1:", back_port)},
+      daemon.address());
+  const uint16_t port = front.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(port, 0);
+
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(absl::ToChronoSeconds(kStepTimeout));
+  client.set_read_timeout(absl::ToChronoSeconds(kStepTimeout));
+  const httplib::Result downstream = client.Get("/downstream");
+  ASSERT_TRUE(downstream) << httplib::to_string(downstream.error()) << "\nfront: " << front.err();
+  EXPECT_EQ(downstream->status, 200);
+  EXPECT_EQ(downstream->body, "downstream said: hello\n");
+  const std::string downstream_id = RootOf(downstream->get_header_value("X-Amzn-Trace-Id"));
+  const httplib::Result work = client.Get("/work");
+  ASSERT_TRUE(work) << httplib::to_string(work.error()) << "\nfront: " << front.err();
+  EXPECT_EQ(work->status, 200);
+  const std::string work_id = RootOf(work->get_header_value("X-Amzn-Trace-Id"));
+  ASSERT_FALSE(downstream_id.empty());
+  ASSERT_FALSE(work_id.empty());
+
+  // Complete, and holding the back service's segment / the task's last step.
+  const auto has = [&](const std::string& id, std::string_view name) {
+    const std::optional<Trace> trace = daemon.trace(id);
+    return trace && trace->complete() && trace->FindByName(name) != nullptr;
+  };
+  ASSERT_TRUE(AwaitReceived(
+      daemon, absl::Now() + kStepTimeout,
+      [&] { return has(downstream_id, "demo-back") && has(work_id, "upload-report"); }))
+      << "front: " << front.err() << "\nback: " << back.err();
+
+  const Trace chained = *daemon.trace(downstream_id);
+  ASSERT_EQ(chained.roots().size(), 1u) << "one tree: the back segment hangs under the call";
+  const TraceNode& front_segment = chained.roots()[0];
+  EXPECT_EQ(front_segment.entity->name, kName);
+  const TraceNode* call = chained.FindByName("127.0.0.1");
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(String(Member(*call->entity->json, "namespace")), "remote");
+  EXPECT_EQ(chained.ParentOf(call->entity->id), &front_segment);
+  const TraceNode* back_segment = chained.FindByName("demo-back");
+  ASSERT_NE(back_segment, nullptr);
+  EXPECT_TRUE(back_segment->entity->is_segment);
+  EXPECT_EQ(back_segment->entity->parent_id, call->entity->id);
+  EXPECT_EQ(chained.ParentOf(back_segment->entity->id), call);
+
+  const Trace worked = *daemon.trace(work_id);
+  ASSERT_EQ(worked.roots().size(), 1u);
+  EXPECT_EQ(worked.roots()[0].entity->name, kName);
+  const TraceNode* compute = worked.FindByName("compute");
+  ASSERT_NE(compute, nullptr);
+  EXPECT_EQ(worked.ParentOf(compute->entity->id), &worked.roots()[0]);
+  const TraceNode* task = worked.FindByName("send-report");
+  ASSERT_NE(task, nullptr);
+  EXPECT_TRUE(task->entity->is_segment);
+  std::vector<std::string> steps;
+  for (const TraceNode& step : task->children) steps.push_back(step.entity->name);
+  EXPECT_THAT(steps, ElementsAre("render-report", "upload-report"));
+
+  front.Signal(SIGTERM);
+  back.Signal(SIGTERM);
+  EXPECT_EQ(front.Wait(absl::Now() + kStepTimeout), 0) << front.err();
+  EXPECT_EQ(back.Wait(absl::Now() + kStepTimeout), 0) << back.err();
+}
+
 // A SIGTERM sent as soon as "listening on" is printed, before the server may have started
 // serving, still stops the demo. With httplib such a signal used to be lost now and then (its
 // stop() does nothing before the accept loop runs), leaving the demo running for good: a few
