@@ -155,7 +155,6 @@ class DatagramSender::State {
         continue;
       }
       lingered = false;
-      item = Item();  // lets go of the last document now rather than at the next one
       Stats counts;
       SendBatch(datagrams, counts);
       for (const size_t i : raw_datagrams) Retire(Item(std::move(datagrams[i])));

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -34,6 +33,7 @@
 #include "middleware/httplib_server.h"
 #include "middleware/request_tracer.h"
 #include "tools/demo_routes.h"
+#include "tools/listen_until_stopped.h"
 #include "tools/stop_signals.h"
 #include "xraysink.h"
 
@@ -195,22 +195,7 @@ int ServeHttplib(const Flags& flags, Routes& routes, asio::io_context& io) {
     return 1;
   }
   std::cout << "listening on " << port << std::endl;
-  // SIGINT/SIGTERM are blocked in every thread (main); this thread takes them and stops the
-  // server from ordinary code, not from a signal handler (httplib's stop() is not
-  // async-signal-safe).
-  // httplib's stop() does nothing before listen_after_bind's accept loop runs, so a signal that
-  // came sooner waits for that loop to start (or for listen to have ended): else it would be
-  // lost, and the demo would run on.
-  std::atomic<bool> listen_ended{false};
-  std::thread stopper([&server, &listen_ended] {
-    WaitForStopSignal();
-    while (!server.is_running() && !listen_ended) std::this_thread::yield();
-    server.stop();
-  });
-  const bool served = server.listen_after_bind();  // false: accepting failed, not stop()
-  listen_ended = true;
-  pthread_kill(stopper.native_handle(), SIGTERM);  // wakes it if listen ended on its own
-  stopper.join();
+  const bool served = xraysink::tools::ListenUntilStopSignal(server);
   if (!served) {
     std::cerr << "demo: accepting connections on 127.0.0.1:" << port << " failed\n";
     return 1;

@@ -62,6 +62,14 @@ std::string Runfile(const std::string& path) {
       .string();
 }
 
+// A plain (untraced) client of the demo on `port`, as patient as each step may be.
+httplib::Client Client(uint16_t port) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(absl::ToChronoSeconds(kStepTimeout));
+  client.set_read_timeout(absl::ToChronoSeconds(kStepTimeout));
+  return client;
+}
+
 // The demo binary as a child process. Its environment is the test's without any AWS_XRAY_
 // variable, plus AWS_XRAY_DAEMON_ADDRESS=`daemon_address`; SIGINT and SIGTERM start unblocked,
 // with their default actions. A thread reads its stdout and stderr as they come and watches
@@ -354,9 +362,7 @@ TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
   const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
 
-  httplib::Client client("127.0.0.1", port);
-  client.set_connection_timeout(absl::ToChronoSeconds(kStepTimeout));
-  client.set_read_timeout(absl::ToChronoSeconds(kStepTimeout));
+  httplib::Client client = Client(port);
   std::map<std::string, std::string> trace_ids;  // by path
   for (const Route& route : kRoutes) {
     SCOPED_TRACE(route.path);
@@ -436,9 +442,7 @@ TEST_P(DemoTest, ChainedDemosMakeOneTraceAndWorkStartsATask) {
   const uint16_t port = front.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
 
-  httplib::Client client("127.0.0.1", port);
-  client.set_connection_timeout(absl::ToChronoSeconds(kStepTimeout));
-  client.set_read_timeout(absl::ToChronoSeconds(kStepTimeout));
+  httplib::Client client = Client(port);
   const httplib::Result downstream = client.Get("/downstream");
   ASSERT_TRUE(downstream) << httplib::to_string(downstream.error()) << "\nfront: " << front.err();
   EXPECT_EQ(downstream->status, 200);

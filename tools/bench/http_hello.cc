@@ -41,6 +41,7 @@
 #include "middleware/beast_server.h"
 #include "middleware/httplib_server.h"
 #include "middleware/request_tracer.h"
+#include "tools/listen_until_stopped.h"
 #include "tools/stop_signals.h"
 #include "xraysink.h"
 
@@ -160,11 +161,10 @@ absl::Status ServeHttplib(const Options& options, std::shared_ptr<const RequestT
   if (port < 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on 127.0.0.1:", options.port));
   }
-  std::thread listener([&server] { server.listen_after_bind(); });
   AnnounceListening(port);
-  WaitForStopSignal();
-  server.stop();
-  listener.join();
+  if (!xraysink::tools::ListenUntilStopSignal(server)) {
+    return absl::UnavailableError(absl::StrCat("accepting on 127.0.0.1:", port, " failed"));
+  }
   return absl::OkStatus();
 }
 
