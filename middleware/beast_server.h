@@ -1,7 +1,9 @@
 #ifndef XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 #define XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -73,6 +75,19 @@ struct HandlerResult<boost::asio::awaitable<Response>> {
 template <typename Handler, typename Body>
 using ResponseOf = typename HandlerResult<
     std::invoke_result_t<Handler&, boost::beast::http::request<Body>&&>>::Type;
+
+// Completes at once, invoking its handler inline with `context` current until the handler
+// returns: a coroutine awaiting it with use_awaitable resumes in `context` and keeps it until
+// its next suspension (where a traced executor captures it). `context` must outlive that.
+template <typename CompletionToken>
+auto ResumeIn(core::TraceContext& context, CompletionToken&& token) {
+  return boost::asio::async_initiate<CompletionToken, void()>(
+      [](auto handler, core::TraceContext* context) {
+        core::ScopedContext scope(*context);
+        std::move(handler)();
+      },
+      token, &context);
+}
 
 // Answers a request whose handler threw: fault + cause, and an empty 500.
 template <typename Response>
@@ -160,29 +175,35 @@ boost::asio::awaitable<void> ServeTraced(
                   std::chrono::steady_clock::duration idle_timeout) -> asio::awaitable<void> {
     boost::system::error_code error;
     const tcp::endpoint peer = socket.remote_endpoint(error);
+    // Reading and writing happen outside any request: their completions go straight to the
+    // connection's own executor, which Asio then resumes this coroutine on directly, instead of
+    // through the traced executor (type-erased, an allocation and a context switch each, for
+    // every I/O and timer completion of Beast's composed operations).
+    const auto untraced = socket.get_executor();
+    const auto io_token = [&untraced, &error] {
+      return asio::bind_executor(untraced, asio::redirect_error(asio::use_awaitable, error));
+    };
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     while (!error) {
       http::request<http::string_body> request;
       stream.expires_after(idle_timeout);
-      co_await http::async_read(stream, buffer, request,
-                                asio::redirect_error(asio::use_awaitable, error));
+      co_await http::async_read(stream, buffer, request, io_token());
       if (error) break;
-      // The request's flow, in place: this coroutine runs on a traced executor (each resumption
-      // in a copy of the context its suspension left), so with the segment made current here
-      // the handler's co_awaits carry it; no spawn, no coroutine frame of ours per request.
       TracedRequest traced = internal::BeginBeast(*tracer, request, peer, "http");
       const unsigned version = request.version();
       const bool keep_alive = request.keep_alive();
       std::exception_ptr handler_error;
       std::optional<Response> response;
-      core::CurrentContext().Reset(traced.context().segment_ptr());
+      // The request's flow, in place: from here to its next suspension this coroutine runs with
+      // the request's context current, and the traced executor it runs on carries that context
+      // across every co_await of the handler. No spawn, no coroutine frame of ours per request.
+      co_await internal::ResumeIn(traced.context(), asio::use_awaitable);
       try {
         response.emplace(co_await std::invoke(*handler, std::move(request)));
       } catch (...) {
         handler_error = std::current_exception();
       }
-      core::CurrentContext().Reset();  // the next read is outside the request
       if (handler_error) {
         response.emplace(
             internal::ErrorResponse<Response>(traced, handler_error, version, keep_alive));
@@ -191,8 +212,7 @@ boost::asio::awaitable<void> ServeTraced(
       if (!keep_alive) response->keep_alive(false);
       if (!response->has_content_length() && !response->chunked()) response->prepare_payload();
       stream.expires_after(idle_timeout);
-      co_await http::async_write(stream, *response,
-                                 asio::redirect_error(asio::use_awaitable, error));
+      co_await http::async_write(stream, *response, io_token());
       if (!response->keep_alive()) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, error);

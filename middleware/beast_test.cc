@@ -454,6 +454,51 @@ TEST_F(BeastMiddlewareTest, OneThreadIoContextNeedsNoStrands) {
   runner.join();
 }
 
+// The request's context is the handler's only: once a request has been answered, whether its
+// handler suspended or not, plain work on the serving thread sees no segment, and neither does
+// the next request's handler before it gets its own.
+TEST_F(BeastMiddlewareTest, RequestsLeaveNoContextOnTheServingThread) {
+  asio::io_context one(1);
+  auto work = asio::make_work_guard(one);
+  std::thread runner([&one] { one.run(); });
+  tcp::acceptor acceptor(one, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  asio::co_spawn(
+      one,
+      ServeTraced(std::move(acceptor),
+                  std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("one")),
+                  [&](Request request) -> awaitable<Response> {
+                    const core::Segment* const mine = core::CurrentContext().segment();
+                    if (request.target() == "/wait") {
+                      asio::steady_timer timer(co_await asio::this_coro::executor,
+                                               std::chrono::milliseconds(1));
+                      co_await timer.async_wait(use_awaitable);
+                    }
+                    const bool own = mine != nullptr && core::CurrentContext().segment() == mine;
+                    co_return Reply(request, http::status::ok, own ? "own" : "other");
+                  }),
+      asio::detached);
+  const auto thread_context_is_empty = [&one] {
+    std::promise<bool> empty;
+    asio::post(one, [&empty] {
+      empty.set_value(core::CurrentContext().empty() &&
+                      core::CurrentContext().current() == nullptr);
+    });
+    return empty.get_future().get();
+  };
+  for (const char* path : {"/now", "/wait", "/now"}) {
+    auto responses = Run(Exchange(port, {Get(port, path), Get(port, path)}));
+    ASSERT_TRUE(responses) << path;
+    EXPECT_EQ(responses->at(0).body(), "own") << path;
+    EXPECT_EQ(responses->at(1).body(), "own") << path;
+    EXPECT_TRUE(thread_context_is_empty()) << "after " << path;
+  }
+  EXPECT_EQ(Documents().size(), 6u);
+  work.reset();
+  one.stop();
+  runner.join();
+}
+
 TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
   const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
     co_return Reply(request, http::status::ok);

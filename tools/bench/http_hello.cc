@@ -56,12 +56,13 @@ using xraysink::tools::WaitForStopSignal;
 
 constexpr char kUsage[] =
     R"(usage: http_hello --framework httplib|beast --traced 0|1 [--port P] [--threads N]
-                  [--daemon HOST:PORT] [--sampling all|default]
+                  [--daemon HOST:PORT] [--sampling all|default|none]
 
   --framework F      httplib (thread per connection) or beast (C++20 coroutines)
   --traced 0|1       1: xraysink middleware
   --sampling S       traced mode: all (every request sampled and sent; the default) or
-                     default (the SDKs' default rule: 1 a second, then 5 %)
+                     default (the SDKs' default rule: 1 a second, then 5 %) or none
+                     (every request traced and unsampled: the cost of the unsampled path)
   --port P           port on 127.0.0.1 (default 0: a free one)
   --threads N        httplib: worker threads, more than the load's connections, as each
                      keep-alive connection holds one (default 32); beast: io_context threads
@@ -74,7 +75,9 @@ constexpr std::chrono::seconds kIdleTimeout(30);
 struct Options {
   bool beast = false;
   bool traced = false;
-  bool sample_all = true;
+  // Sampler's fixed target and rate: every request (all), the default rule, or none.
+  int sampling_fixed_target = 0;
+  double sampling_rate = 1.0;
   int port = 0;
   int threads = 0;  // 0: the framework's default above
   std::string daemon;
@@ -117,8 +120,18 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
         return BadValue(flag, value, "an integer from 1 to 4096");
       }
     } else if (flag == "--sampling") {
-      if (value != "all" && value != "default") return BadValue(flag, value, "all|default");
-      options.sample_all = value == "all";
+      if (value == "all") {
+        options.sampling_fixed_target = 0;
+        options.sampling_rate = 1.0;
+      } else if (value == "default") {
+        options.sampling_fixed_target = 1;
+        options.sampling_rate = 0.05;
+      } else if (value == "none") {
+        options.sampling_fixed_target = 0;
+        options.sampling_rate = 0.0;
+      } else {
+        return BadValue(flag, value, "all|default|none");
+      }
     } else if (flag == "--daemon") {
       if (value.empty()) return BadValue(flag, value, "HOST:PORT");
       options.daemon = std::string(value);
@@ -269,12 +282,10 @@ int main(int argc, char** argv) {
     xraysink::TracingOptions tracing_options;
     tracing_options.service_name = "http_hello";
     tracing_options.daemon_address = options->daemon;
-    // fixed_target 0, rate 1: every request is sampled. Otherwise the default rule; local
-    // either way (the benchmark has no daemon sampling API).
+    // Local sampling: the benchmark has no daemon sampling API.
     tracing_options.centralized_sampling = false;
-    if (options->sample_all) {
-      tracing_options.recorder.sampler = std::make_shared<xraysink::core::DefaultSampler>(0, 1.0);
-    }
+    tracing_options.recorder.sampler = std::make_shared<xraysink::core::DefaultSampler>(
+        options->sampling_fixed_target, options->sampling_rate);
     absl::StatusOr<std::unique_ptr<xraysink::Tracing>> configured =
         xraysink::Configure(std::move(tracing_options));
     if (!configured.ok()) {
