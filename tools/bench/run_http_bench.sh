@@ -5,11 +5,12 @@
 # (http_load --udp-sink). With --sampling all (the default) every request is sampled, so the
 # full per-request cost is measured, and the counts are checked: one segment and one datagram
 # per request, none dropped. --sampling default uses the SDKs' default rule (1 a second, then
-# 5 %), what a service runs with; then every sampled segment must arrive.
+# 5 %), what a service runs with; then every sampled segment must arrive. --sampling none
+# traces every request and samples none: the cost of the unsampled path alone.
 #
 #   tools/bench/run_http_bench.sh [--connections C] [--duration-s D] [--warmup-s W] [--rounds R]
 #                                 [--frameworks "httplib beast"] [--pin 0|1]
-#                                 [--sampling all|default]
+#                                 [--sampling all|default|none]
 #
 # Per framework, the untraced and the traced server run side by side for the whole measurement
 # and the load alternates between them: R rounds, each a slice of W + D seconds on the untraced
@@ -29,7 +30,7 @@ frameworks="httplib beast"
 pin=0
 sampling=all
 usage() {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -46,8 +47,8 @@ while (($#)); do
   esac
   shift 2
 done
-if [[ "$sampling" != all && "$sampling" != default ]]; then
-  echo "run_http_bench: bad --sampling '$sampling': expected all or default" >&2
+if [[ "$sampling" != all && "$sampling" != default && "$sampling" != none ]]; then
+  echo "run_http_bench: bad --sampling '$sampling': expected all, default or none" >&2
   exit 2
 fi
 if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
@@ -146,6 +147,7 @@ run() {
   echo "  $framework traced server=$server sink=$sink" >&2
   requests="$(field "$server" requests)"
   if [[ "$sampling" == all && "$(field "$server" segments_sent)" != "$requests" ]] ||
+    [[ "$sampling" == none && "$(field "$server" segments_sent)" != 0 ]] ||
     [[ "$(field "$server" dropped)" != 0 ]] ||
     [[ "$(field "$sink" datagrams)" != "$(field "$server" segments_sent)" ]]; then
     echo "run_http_bench: WARNING: a segment not sent, or a datagram not received" >&2
