@@ -62,19 +62,31 @@ boost::asio::awaitable<T> RunInSegment(std::shared_ptr<core::Segment> segment,
   co_return co_await std::move(handler);
 }
 
-// The response type of a handler returning asio::awaitable<Response>.
-template <typename Awaitable>
+template <typename T>
+struct IsResponse : std::false_type {};
+template <typename Body, typename Fields>
+struct IsResponse<boost::beast::http::message<false, Body, Fields>> : std::true_type {};
+
+// A handler returns its response (synchronous) or asio::awaitable<response> (a coroutine).
+template <typename Result>
 struct HandlerResult {
-  static_assert(sizeof(Awaitable) == 0,
-                "a handler must return asio::awaitable<http::response<...>>");
+  using Type = Result;
+  static constexpr bool kCoroutine = false;
 };
 template <typename Response>
 struct HandlerResult<boost::asio::awaitable<Response>> {
   using Type = Response;
+  static constexpr bool kCoroutine = true;
 };
 template <typename Handler, typename Body>
-using ResponseOf = typename HandlerResult<
-    std::invoke_result_t<Handler&, boost::beast::http::request<Body>&&>>::Type;
+using HandlerResultOf =
+    HandlerResult<std::invoke_result_t<Handler&, boost::beast::http::request<Body>&&>>;
+template <typename Handler, typename Body>
+using ResponseOf = typename HandlerResultOf<Handler, Body>::Type;
+template <typename Handler, typename Body>
+inline constexpr bool kIsCoroutine = HandlerResultOf<Handler, Body>::kCoroutine;
+template <typename Handler, typename Body>
+inline constexpr bool kReturnsResponse = IsResponse<ResponseOf<Handler, Body>>::value;
 
 // Completes at once, invoking its handler inline with `context` current until the handler
 // returns: a coroutine awaiting it with use_awaitable resumes in `context` and keeps it until
@@ -110,19 +122,32 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
   namespace asio = boost::asio;
   using Response = ResponseOf<Handler, Body>;
 
+  static_assert(kReturnsResponse<Handler, Body>,
+                "a handler must return http::response<...> or asio::awaitable of one");
+
   TracedRequest traced = BeginBeast(tracer, request, peer, scheme);
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
   std::exception_ptr error;
   std::optional<Response> response;  // not default-constructed only to be replaced
-  try {
-    const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
-    response.emplace(co_await asio::co_spawn(
-        executor,
-        RunInSegment(traced.context().segment_ptr(), std::invoke(handler, std::move(request))),
-        asio::use_awaitable));
-  } catch (...) {
-    error = std::current_exception();
+  if constexpr (kIsCoroutine<Handler, Body>) {
+    try {
+      const auto executor = context::MakeTracedExecutor(co_await asio::this_coro::executor);
+      response.emplace(co_await asio::co_spawn(
+          executor,
+          RunInSegment(traced.context().segment_ptr(), std::invoke(handler, std::move(request))),
+          asio::use_awaitable));
+    } catch (...) {
+      error = std::current_exception();
+    }
+  } else {
+    // Never suspends: the request's context is installed on this thread while it runs.
+    core::ScopedContext scope(traced.context());
+    try {
+      response.emplace(std::invoke(handler, std::move(request)));
+    } catch (...) {
+      error = std::current_exception();
+    }
   }
   if (error) response.emplace(ErrorResponse<Response>(traced, error, version, keep_alive));
   FinishBeast(traced, *response, ContentLength(*response));
@@ -131,14 +156,16 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
 
 }  // namespace internal
 
-// Traces one request of a Boost.Beast server whose handler is a coroutine, e.g.
+// Traces one request of a Boost.Beast server whose handler is a coroutine or a plain function,
+// e.g.
 //
 //   asio::awaitable<http::response<http::string_body>> Handle(http::request<http::string_body>);
 //   auto response = co_await Traced(tracer, std::move(request), peer, Handle);
 //
 // The request gets a segment (as RequestTracer decides), current for the handler across all its
-// co_awaits on any number of threads: the handler runs as its own flow on a
-// context::TracedExecutor over the calling coroutine's executor. The response gets
+// co_awaits on any number of threads: a coroutine handler runs as its own flow on a
+// context::TracedExecutor over the calling coroutine's executor; a plain function (returning
+// http::response<...>) runs in place with the segment current. The response gets
 // X-Amzn-Trace-Id and its status and body size are recorded. An exception escaping the handler
 // is recorded as fault + cause and answered with an empty 500 (never rethrown). `scheme` goes
 // into the recorded url: "https" for a server behind TLS (beast::ssl_stream).
@@ -153,12 +180,13 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is
 // its own coroutine on a strand of the acceptor's executor (on the executor itself for an
 // io_context constructed with concurrency hint 1, which promises Asio a single thread; run such
-// a context on one thread only), reading requests (string bodies) and
-// answering them in order with `handler`, kept alive as the client asks, closed after
-// `idle_timeout` without a complete request (or a response it does not read). A response without
-// Content-Length or chunked encoding gets its payload prepared. Runs until accepting fails (closed,
-// cancelled, out of descriptors); spawn it with co_spawn(executor, ServeTraced(...),
-// asio::detached).
+// a context on one thread only), reading requests (string bodies) and answering them in order
+// with `handler` (a coroutine returning asio::awaitable<http::response<...>>, or a plain function
+// returning http::response<...> for handlers that never wait), kept alive as the client asks,
+// closed after `idle_timeout` without a complete request (or a response it does not read). A
+// response without Content-Length or chunked encoding gets its payload prepared. Runs until
+// accepting fails (closed, cancelled, out of descriptors); spawn it with co_spawn(executor,
+// ServeTraced(...), asio::detached).
 template <typename Handler>
 boost::asio::awaitable<void> ServeTraced(
     boost::asio::ip::tcp::acceptor acceptor, std::shared_ptr<const RequestTracer> tracer,
@@ -168,6 +196,8 @@ boost::asio::awaitable<void> ServeTraced(
   namespace http = beast::http;
   using asio::ip::tcp;
   using Response = internal::ResponseOf<Handler, http::string_body>;
+  static_assert(internal::kReturnsResponse<Handler, http::string_body>,
+                "a handler must return http::response<...> or asio::awaitable of one");
   // Connections may outlive this loop.
   auto shared = std::make_shared<Handler>(std::move(handler));
   auto serve = [](tcp::socket socket, std::shared_ptr<const RequestTracer> tracer,
@@ -195,14 +225,25 @@ boost::asio::awaitable<void> ServeTraced(
       const bool keep_alive = request.keep_alive();
       std::exception_ptr handler_error;
       std::optional<Response> response;
-      // The request's flow, in place: from here to its next suspension this coroutine runs with
-      // the request's context current, and the traced executor it runs on carries that context
-      // across every co_await of the handler. No spawn, no coroutine frame of ours per request.
-      co_await internal::ResumeIn(traced.context(), asio::use_awaitable);
-      try {
-        response.emplace(co_await std::invoke(*handler, std::move(request)));
-      } catch (...) {
-        handler_error = std::current_exception();
+      if constexpr (internal::kIsCoroutine<Handler, http::string_body>) {
+        // The request's flow, in place: from here to its next suspension this coroutine runs
+        // with the request's context current, and the traced executor it runs on carries that
+        // context across every co_await of the handler. No spawn, no coroutine frame of ours per
+        // request.
+        co_await internal::ResumeIn(traced.context(), asio::use_awaitable);
+        try {
+          response.emplace(co_await std::invoke(*handler, std::move(request)));
+        } catch (...) {
+          handler_error = std::current_exception();
+        }
+      } else {
+        // Never suspends: the request's context is installed on this thread while it runs.
+        core::ScopedContext scope(traced.context());
+        try {
+          response.emplace(std::invoke(*handler, std::move(request)));
+        } catch (...) {
+          handler_error = std::current_exception();
+        }
       }
       if (handler_error) {
         response.emplace(

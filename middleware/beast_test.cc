@@ -499,6 +499,69 @@ TEST_F(BeastMiddlewareTest, RequestsLeaveNoContextOnTheServingThread) {
   runner.join();
 }
 
+// A handler that never waits may be a plain function: it runs with the request's segment
+// current, its subsegments land under it, and a throw is a fault answered with a 500, as for a
+// coroutine handler; the same through Traced() in a server of the user's own.
+TEST_F(BeastMiddlewareTest, PlainFunctionHandlers) {
+  const auto handler = [this](Request request) -> Response {
+    if (request.target() == "/throw") throw std::runtime_error("plain bug");
+    const core::Segment* const segment = core::CurrentContext().segment();
+    { context::SubsegmentScope step(*recorder_, "step"); }
+    return Reply(request, http::status::ok, segment != nullptr ? "traced" : "untraced");
+  };
+  const unsigned short port = Serve("plain", handler);
+
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short own_port = acceptor.local_endpoint().port();
+  auto serve_own = [](tcp::acceptor acceptor, std::shared_ptr<RequestTracer> tracer,
+                      decltype(handler) handler) -> awaitable<void> {
+    tcp::socket socket = co_await acceptor.async_accept(use_awaitable);
+    const tcp::endpoint peer = socket.remote_endpoint();
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (int i = 0; i < 2; ++i) {
+      Request request;
+      co_await http::async_read(stream, buffer, request, use_awaitable);
+      Response response = co_await Traced(*tracer, std::move(request), peer, handler);
+      co_await http::async_write(stream, response, use_awaitable);
+    }
+  };
+  std::future<void> served = asio::co_spawn(
+      asio::make_strand(io_),
+      serve_own(std::move(acceptor),
+                std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("own")), handler),
+      asio::use_future);
+
+  for (const unsigned short p : {port, own_port}) {
+    auto responses = Run(Exchange(p, {Get(p, "/ok"), Get(p, "/throw")}));
+    ASSERT_TRUE(responses);
+    ASSERT_EQ(responses->size(), 2u);
+    EXPECT_EQ(responses->at(0).result_int(), 200);
+    EXPECT_EQ(responses->at(0).body(), "traced");
+    EXPECT_EQ(responses->at(1).result_int(), 500);
+    EXPECT_EQ(responses->at(1)["X-Amzn-Trace-Id"].substr(0, 5), "Root=");
+  }
+  ASSERT_EQ(served.wait_for(kDeadline), std::future_status::ready);
+  served.get();
+  std::map<std::string, int> seen;  // "name path" -> status
+  for (const auto& document : Documents()) {
+    const std::string name = document["name"].GetString();
+    const std::string url = document["http"]["request"]["url"].GetString();
+    const std::string path = url.substr(url.rfind('/'));
+    seen[name + " " + path] = document["http"]["response"]["status"].GetInt();
+    if (path == "/ok") {
+      ASSERT_TRUE(document.HasMember("subsegments")) << name;
+      EXPECT_STREQ(document["subsegments"][0]["name"].GetString(), "step");
+    } else {
+      EXPECT_TRUE(document["fault"].GetBool());
+      EXPECT_STREQ(document["cause"]["exceptions"][0]["message"].GetString(), "plain bug");
+    }
+  }
+  EXPECT_EQ(seen,
+            (std::map<std::string, int>{
+                {"plain /ok", 200}, {"plain /throw", 500}, {"own /ok", 200}, {"own /throw", 500}}));
+}
+
 TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
   const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
     co_return Reply(request, http::status::ok);

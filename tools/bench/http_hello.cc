@@ -245,9 +245,9 @@ absl::Status ServeBeast(const Options& options, std::shared_ptr<const RequestTra
   }
   const int port = acceptor.local_endpoint().port();
   if (tracer) {
-    auto hello = [&requests](http::request<http::string_body> request)
-        -> asio::awaitable<http::response<http::string_body>> {
-      co_return BeastHello(request, requests);
+    // A plain function, as in the untraced session: the handler never waits.
+    auto hello = [&requests](http::request<http::string_body> request) {
+      return BeastHello(request, requests);
     };
     asio::co_spawn(io,
                    xraysink::middleware::ServeTraced(std::move(acceptor), std::move(tracer), hello,
