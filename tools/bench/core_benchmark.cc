@@ -75,6 +75,15 @@ std::shared_ptr<Segment> WorkloadSegment(Recorder& recorder, int subsegments, in
   return segment;
 }
 
+// The emit_load workload's segment, built and freed on one thread with nothing sent: the
+// producer's share of emit_load without the emitter (compare its us_per_segment).
+void BM_BuildWorkloadSegment(benchmark::State& state) {
+  auto recorder = BenchRecorder(nullptr, INT_MAX);
+  int i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(WorkloadSegment(*recorder, 10, ++i));
+}
+BENCHMARK(BM_BuildWorkloadSegment);
+
 void BM_SerializeSegmentWith10Subsegments(benchmark::State& state) {
   auto recorder = BenchRecorder(nullptr, INT_MAX);
   auto segment = WorkloadSegment(*recorder, 10, 7);
