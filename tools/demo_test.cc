@@ -34,6 +34,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/testing/schema_validator.h"
@@ -516,6 +517,49 @@ TEST_P(DemoTest, StopsOnSigtermRightAfterListening) {
     EXPECT_THAT(demo.err(), HasSubstr(" datagrams sent, dropped: 0 queue full, 0 send errors, "
                                       "0 too big, 0 after close\n"));
   }
+}
+
+// --log-group links every segment to the group (aws.cloudwatch_logs); --client plays an outside
+// caller: it prints each path's status and trace header, and exits 1 when a request fails.
+TEST_P(DemoTest, LogGroupOnSegmentsAndClientMode) {
+  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  FakeDaemon& daemon = **started;
+  DemoProcess demo(
+      {"--framework", GetParam(), "--port", "0", "--name", kName, "--local-sampling-only",
+       "--sampling-rules", Runfile("tools/testdata/sample_everything.json"), "--log-group",
+       "/aws/demo/app"},
+      daemon.address());
+  const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(port, 0);
+
+  const std::string url = absl::StrCat("http://127.0.0.1:", port);
+  DemoProcess client({"--client", url, "/hello", "/nope"}, daemon.address());
+  ASSERT_EQ(client.Wait(absl::Now() + kStepTimeout), 0) << client.err();
+  const std::vector<std::string> lines = absl::StrSplit(client.out(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << client.out();
+  EXPECT_THAT(lines[0], StartsWith("GET /hello -> 200  X-Amzn-Trace-Id: Root=1-"));
+  EXPECT_THAT(lines[1], StartsWith("GET /nope -> 404  X-Amzn-Trace-Id: Root=1-"));
+  const std::string trace_id = RootOf(lines[0].substr(lines[0].find("Root=")));
+
+  const auto received = [&] {
+    const std::optional<Trace> trace = daemon.trace(trace_id);
+    return trace && trace->complete();
+  };
+  ASSERT_TRUE(AwaitReceived(daemon, absl::Now() + kStepTimeout, received)) << demo.err();
+  const rapidjson::Value& segment = *daemon.trace(trace_id)->roots()[0].entity->json;
+  const rapidjson::Value* aws = Member(segment, "aws");
+  ASSERT_NE(aws, nullptr);
+  const rapidjson::Value* logs = Member(*aws, "cloudwatch_logs");
+  ASSERT_TRUE(logs != nullptr && logs->IsArray() && logs->Size() == 1u);
+  EXPECT_EQ(String(Member((*logs)[0], "log_group")), "/aws/demo/app");
+
+  // Nothing listens once the demo is gone: the client reports the error and exits 1.
+  demo.Signal(SIGTERM);
+  ASSERT_EQ(demo.Wait(absl::Now() + kStepTimeout), 0) << demo.err();
+  DemoProcess failing({"--client", url, "/hello"}, daemon.address());
+  EXPECT_EQ(failing.Wait(absl::Now() + kStepTimeout), 1);
+  EXPECT_THAT(failing.out(), StartsWith("GET /hello -> error: "));
 }
 
 INSTANTIATE_TEST_SUITE_P(Frameworks, DemoTest, ::testing::Values("httplib", "beast"),
