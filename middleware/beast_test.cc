@@ -79,11 +79,12 @@ Response Reply(const Request& request, http::status status, std::string body = "
 
 // A plain (untraced) client: sends `requests` in turn on one keep-alive connection. Run it on a
 // strand (the stream's timer completes on the coroutine's executor).
-awaitable<std::vector<Response>> Exchange(unsigned short port, std::vector<Request> requests) {
+awaitable<std::vector<Response>> Exchange(
+    unsigned short port, std::vector<Request> requests,
+    asio::ip::address address = asio::ip::address_v4::loopback()) {
   beast::tcp_stream stream(co_await asio::this_coro::executor);
   stream.expires_after(kDeadline);
-  co_await stream.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port),
-                                use_awaitable);
+  co_await stream.async_connect(tcp::endpoint(address, port), use_awaitable);
   beast::flat_buffer buffer;
   std::vector<Response> responses;
   for (Request& request : requests) {
@@ -560,6 +561,39 @@ TEST_F(BeastMiddlewareTest, PlainFunctionHandlers) {
   EXPECT_EQ(seen,
             (std::map<std::string, int>{
                 {"plain /ok", 200}, {"plain /throw", 500}, {"own /ok", 200}, {"own /throw", 500}}));
+}
+
+// The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
+TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
+  {
+    tcp::acceptor probe(io_);
+    boost::system::error_code error;
+    probe.open(tcp::v6(), error);
+    if (!error) probe.bind(tcp::endpoint(asio::ip::address_v6::loopback(), 0), error);
+    if (error) GTEST_SKIP() << "no IPv6 loopback here: " << error.message();
+  }
+  for (const asio::ip::address& address : {asio::ip::address(asio::ip::address_v4::loopback()),
+                                           asio::ip::address(asio::ip::address_v6::loopback())}) {
+    SCOPED_TRACE(address.to_string());
+    tcp::acceptor acceptor(io_, tcp::endpoint(address, 0));
+    const unsigned short port = acceptor.local_endpoint().port();
+    asio::co_spawn(
+        io_,
+        ServeTraced(std::move(acceptor),
+                    std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("ip")),
+                    [](Request request) { return Reply(request, http::status::ok); }),
+        asio::detached);
+    ASSERT_TRUE(Run(Exchange(port, {Get(port, "/")}, address)));
+  }
+  auto documents = Documents();
+  ASSERT_EQ(documents.size(), 2u);
+  std::set<std::string> client_ips;
+  for (const auto& document : documents) {
+    const auto& request = document["http"]["request"];
+    client_ips.insert(request["client_ip"].GetString());
+    EXPECT_FALSE(request.HasMember("x_forwarded_for"));
+  }
+  EXPECT_EQ(client_ips, (std::set<std::string>{"127.0.0.1", "::1"}));
 }
 
 TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
