@@ -1,33 +1,23 @@
 // End to end: the real demo binary (//tools:demo) serving real HTTP requests on 127.0.0.1, its
 // segments sent over real UDP to a FakeDaemon, and its shutdown on SIGTERM; with either
 // framework.
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -41,7 +31,7 @@
 #include "integration_tests/fake_daemon.h"
 #include "rapidjson/document.h"
 #include "tools/local_daemon/trace.h"
-#include "tools/testing/read_pipe.h"
+#include "tools/testing/child_process.h"
 
 extern char** environ;
 
@@ -72,175 +62,50 @@ httplib::Client Client(uint16_t port) {
 }
 
 // The demo binary as a child process. Its environment is the test's without any AWS_XRAY_
-// variable, plus AWS_XRAY_DAEMON_ADDRESS=`daemon_address`; SIGINT and SIGTERM start unblocked,
-// with their default actions. A thread reads its stdout and stderr as they come and watches
-// for its exit (through a pidfd), so every wait below waits on a condition, with a deadline.
-class DemoProcess {
+// variable (a developer's AWS_XRAY_TRACING_NAME would rename every segment), plus
+// AWS_XRAY_DAEMON_ADDRESS=`daemon_address`.
+class DemoProcess : public testing::ChildProcess {
  public:
-  DemoProcess(std::vector<std::string> args, const std::string& daemon_address) {
-    args.insert(args.begin(), Runfile("tools/demo"));
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env;
-    for (char** var = environ; *var != nullptr; ++var) {
-      if (!absl::StartsWith(*var, "AWS_XRAY_")) env.emplace_back(*var);
-    }
-    env.push_back("AWS_XRAY_DAEMON_ADDRESS=" + daemon_address);
-    std::vector<char*> envp;
-    for (std::string& var : env) envp.push_back(var.data());
-    envp.push_back(nullptr);
-
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "pipe2: " << std::strerror(errno);
-      return;
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t none, stop_signals;
-    sigemptyset(&none);
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    posix_spawnattr_setsigmask(&attributes, &none);
-    posix_spawnattr_setsigdefault(&attributes, &stop_signals);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    const int spawned =
-        posix_spawn(&pid_, argv[0], &actions, &attributes, argv.data(), envp.data());
-    posix_spawnattr_destroy(&attributes);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    close(err[1]);
-    fds_[0] = out[0];
-    fds_[1] = err[0];
-    if (spawned != 0) {
-      ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << std::strerror(spawned);
-      pid_ = -1;
-      return;
-    }
-    // Not reaped before Wait: the pid (and this pidfd) cannot name another process meanwhile.
-    // By syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C" (its pidfd_open does not link).
-    pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd_ < 0) ADD_FAILURE() << "pidfd_open: " << std::strerror(errno);
-    reader_ = std::thread([this] { Read(); });
-  }
-
-  ~DemoProcess() {
-    if (pid_ > 0 && !reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (reader_.joinable()) reader_.join();
-    for (int fd : {fds_[0], fds_[1], pidfd_}) {
-      if (fd >= 0) close(fd);
-    }
-  }
+  DemoProcess(std::vector<std::string> args, const std::string& daemon_address)
+      : ChildProcess(Argv(std::move(args)), Env(daemon_address)) {}
 
   // The port of the first stdout line, "listening on PORT"; 0 (and a failure) when the first
   // line is something else or none came by `deadline`.
   uint16_t ListeningPort(absl::Time deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()),
-                      [&] { return out_.find('\n') != std::string::npos || !open_[0]; });
-    const std::string line = out_.substr(0, out_.find('\n'));
+    const auto has_a_line = [](const std::string& out, const std::string&) {
+      return out.find('\n') != std::string::npos;
+    };
+    WaitFor(has_a_line, deadline);
+    const std::string out = this->out();
+    const std::string line = out.substr(0, out.find('\n'));
     uint32_t port = 0;
     if (!absl::StartsWith(line, "listening on ") ||
         !absl::SimpleAtoi(line.substr(sizeof("listening on ") - 1), &port) || port == 0 ||
         port > 65535) {
-      ADD_FAILURE() << "expected 'listening on PORT' first, got stdout: " << out_
-                    << "\nstderr: " << err_;
+      ADD_FAILURE() << "expected 'listening on PORT' first, got stdout: " << out
+                    << "\nstderr: " << err();
       return 0;
     }
     return static_cast<uint16_t>(port);
   }
 
-  void Signal(int signal) {
-    if (pid_ > 0 && !reaped_) kill(pid_, signal);
-  }
-
-  // Waits until the process has exited and both its outputs are closed; its exit code. When it
-  // is still running at `deadline` it is killed with SIGKILL; that, or an exit by a signal, is a
-  // failure and nullopt.
-  std::optional<int> Wait(absl::Time deadline) {
-    if (pid_ <= 0) return std::nullopt;
-    bool exited = false;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      exited = changed_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()),
-                                 [&] { return exited_ && !open_[0] && !open_[1]; });
-    }
-    if (!exited) kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    reaped_ = true;
-    reader_.join();
-    if (!exited) {
-      ADD_FAILURE() << "the demo did not exit by the deadline: killed with SIGKILL\nstderr: "
-                    << err();
-      return std::nullopt;
-    }
-    if (!WIFEXITED(status)) {
-      ADD_FAILURE() << "the demo was killed by signal " << WTERMSIG(status)
-                    << "\nstderr: " << err();
-      return std::nullopt;
-    }
-    return WEXITSTATUS(status);
-  }
-
-  std::string out() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return out_;
-  }
-  std::string err() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return err_;
-  }
-
  private:
-  // Collects both outputs until they close and the process exits.
-  void Read() {
-    for (;;) {
-      pollfd fds[3];
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (exited_ && !open_[0] && !open_[1]) return;
-        fds[0] = {open_[0] ? fds_[0] : -1, POLLIN, 0};
-        fds[1] = {open_[1] ? fds_[1] : -1, POLLIN, 0};
-        fds[2] = {exited_ ? -1 : pidfd_, POLLIN, 0};
-      }
-      if (poll(fds, 3, -1) < 0) {
-        if (errno == EINTR) continue;
-        ADD_FAILURE() << "poll: " << std::strerror(errno);
-        return;
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (int i = 0; i < 2; ++i) {
-          if (fds[i].revents == 0) continue;
-          open_[i] = testing::ReadPipe(fds_[i], i == 0 ? out_ : err_);
-        }
-        if (fds[2].revents != 0) exited_ = true;
-      }
-      changed_.notify_all();
-    }
+  static std::vector<std::string> Argv(std::vector<std::string> args) {
+    args.insert(args.begin(), Runfile("tools/demo"));
+    return args;
   }
 
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int fds_[2] = {-1, -1};
-  bool reaped_ = false;  // by the test's thread only
-  std::thread reader_;
-
-  mutable std::mutex mu_;
-  std::condition_variable changed_;
-  bool open_[2] = {true, true};
-  bool exited_ = false;
-  std::string out_, err_;
+  static Environment Env(const std::string& daemon_address) {
+    Environment env;
+    for (char** var = environ; *var != nullptr; ++var) {
+      const absl::string_view entry(*var);
+      if (absl::StartsWith(entry, "AWS_XRAY_")) {
+        env[std::string(entry.substr(0, entry.find('=')))] = std::nullopt;
+      }
+    }
+    env["AWS_XRAY_DAEMON_ADDRESS"] = daemon_address;
+    return env;
+  }
 };
 
 // Waits until `done()` holds for what `daemon` has received, or `deadline`.

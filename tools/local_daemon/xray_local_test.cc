@@ -1,22 +1,18 @@
 // Runs the real xray_local binary and talks to it over UDP.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -26,9 +22,7 @@
 #include "rapidjson/document.h"
 #include "tools/local_daemon/datagram.h"
 #include "tools/local_daemon/udp_listener.h"
-#include "tools/testing/read_pipe.h"
-
-extern char** environ;
+#include "tools/testing/child_process.h"
 
 namespace xraysink::tools {
 namespace {
@@ -65,41 +59,19 @@ void Send(uint16_t port, const std::string& datagram) {
   close(fd);
 }
 
-// xray_local as a child process, its stdout and stderr captured through pipes.
+// xray_local as a child process, each wait on it bounded by kTimeout.
 class XrayLocal {
  public:
-  explicit XrayLocal(std::vector<std::string> args) {
-    args.insert(args.begin(), Runfile("tools/local_daemon/xray_local"));
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int out[2], err[2];
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-    EXPECT_EQ(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    close(err[1]);
-    fds_[0] = out[0];
-    fds_[1] = err[0];
-  }
-
-  ~XrayLocal() {
-    if (pid_ > 0 && exit_code_ == kRunning) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    for (int fd : fds_) close(fd);
-  }
+  explicit XrayLocal(std::vector<std::string> args) : process_(Argv(std::move(args))) {}
 
   // The first stdout line, without '\n' ("" if none came in time).
   std::string FirstLine() {
-    Pump([&] { return out_.find('\n') != std::string::npos; });
-    return out_.substr(0, out_.find('\n'));
+    const auto has_a_line = [](const std::string& out, const std::string&) {
+      return out.find('\n') != std::string::npos;
+    };
+    process_.WaitFor(has_a_line, absl::Now() + kTimeout);
+    const std::string out = process_.out();
+    return out.substr(0, out.find('\n'));
   }
   // The port from "listening on 127.0.0.1:PORT" (0 if the line is not that).
   uint16_t Port() {
@@ -108,56 +80,33 @@ class XrayLocal {
     uint32_t port = 0;
     if (line.rfind(prefix, 0) != 0 || !absl::SimpleAtoi(line.substr(prefix.size()), &port) ||
         port > 65535) {
-      ADD_FAILURE() << "unexpected first line: " << line << "\nstderr: " << err_;
+      ADD_FAILURE() << "unexpected first line: " << line << "\nstderr: " << err();
       return 0;
     }
     return static_cast<uint16_t>(port);
   }
   // Waits until stderr contains `text`.
   bool AwaitStderr(const std::string& text) {
-    return Pump([&] { return err_.find(text) != std::string::npos; });
+    const auto has_text = [&](const std::string&, const std::string& err) {
+      return err.find(text) != std::string::npos;
+    };
+    return process_.WaitFor(has_text, absl::Now() + kTimeout);
   }
-  void Signal(int signal) { kill(pid_, signal); }
-  // Reads both outputs to their end and reaps the process; its exit code, or -1 when it did not
-  // exit in time (then it is killed) or did not exit normally.
-  int Wait() {
-    if (!Pump([] { return false; })) kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return exit_code_;
-  }
+  void Signal(int signal) { process_.Signal(signal); }
+  // Reads both outputs to their end and reaps the process; its exit code, or -1 (and a failure)
+  // when it did not exit in time (then it is killed) or did not exit normally.
+  int Wait() { return process_.Wait(absl::Now() + kTimeout).value_or(-1); }
 
-  const std::string& out() const { return out_; }
-  const std::string& err() const { return err_; }
+  std::string out() const { return process_.out(); }
+  std::string err() const { return process_.err(); }
 
  private:
-  static constexpr int kRunning = -2;
-
-  // Reads what the child writes until `done()`, both pipes closed (true), or kTimeout (false).
-  bool Pump(const std::function<bool()>& done) {
-    const absl::Time deadline = absl::Now() + kTimeout;
-    while (!done()) {
-      pollfd fds[2] = {{open_[0] ? fds_[0] : -1, POLLIN, 0}, {open_[1] ? fds_[1] : -1, POLLIN, 0}};
-      if (!open_[0] && !open_[1]) return true;
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration() ||
-          poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) < 0) {
-        return false;
-      }
-      for (int i = 0; i < 2; ++i) {
-        if (fds[i].revents == 0) continue;
-        open_[i] = testing::ReadPipe(fds_[i], i == 0 ? out_ : err_);
-      }
-    }
-    return true;
+  static std::vector<std::string> Argv(std::vector<std::string> args) {
+    args.insert(args.begin(), Runfile("tools/local_daemon/xray_local").string());
+    return args;
   }
 
-  pid_t pid_ = -1;
-  int fds_[2] = {-1, -1};
-  bool open_[2] = {true, true};
-  int exit_code_ = kRunning;
-  std::string out_, err_;
+  testing::ChildProcess process_;
 };
 
 TEST(XrayLocalTest, PrintsAReceivedTraceAndAppendsItToJsonl) {
