@@ -111,6 +111,38 @@ unsigned short DeadPort() {
   return probe.local_endpoint().port();
 }
 
+// A traced server named "one" on an io_context made for one thread (concurrency hint 1), run by
+// a thread of its own; stopped when destroyed.
+class OneThreadServer {
+ public:
+  template <typename Handler>
+  OneThreadServer(std::shared_ptr<core::Recorder> recorder, Handler handler) {
+    tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    port_ = acceptor.local_endpoint().port();
+    asio::co_spawn(io_,
+                   ServeTraced(std::move(acceptor),
+                               std::make_shared<RequestTracer>(std::move(recorder),
+                                                               SegmentNaming::Fixed("one")),
+                               std::move(handler)),
+                   asio::detached);
+    runner_ = std::thread([this] { io_.run(); });
+  }
+  ~OneThreadServer() {
+    work_.reset();
+    io_.stop();
+    runner_.join();
+  }
+
+  asio::io_context& io() { return io_; }
+  unsigned short port() const { return port_; }
+
+ private:
+  asio::io_context io_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  unsigned short port_ = 0;
+  std::thread runner_;
+};
+
 class BeastMiddlewareTest : public ::testing::Test {
  protected:
   BeastMiddlewareTest() {
@@ -411,27 +443,17 @@ TEST_F(BeastMiddlewareTest, ConnectionsOfAThreadedIoContextRunOnStrands) {
 // itself: no strand, as in Beast's examples. Requests on several connections still overlap and
 // keep their own segments.
 TEST_F(BeastMiddlewareTest, OneThreadIoContextNeedsNoStrands) {
-  asio::io_context one(1);
-  auto work = asio::make_work_guard(one);
-  std::thread runner([&one] { one.run(); });
-  tcp::acceptor acceptor(one, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  const unsigned short port = acceptor.local_endpoint().port();
-  asio::co_spawn(
-      one,
-      ServeTraced(std::move(acceptor),
-                  std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("one")),
-                  [&](Request request) -> awaitable<Response> {
-                    const auto executor = co_await asio::this_coro::executor;
-                    using Plain = context::TracedExecutor<asio::io_context::executor_type>;
-                    const std::string item(request.target().substr(1));
-                    recorder_->PutAnnotation("item", item);
-                    asio::steady_timer timer(executor, std::chrono::milliseconds(2));
-                    co_await timer.async_wait(use_awaitable);
-                    recorder_->PutAnnotation("after_wait", item);
-                    co_return Reply(request, http::status::ok,
-                                    executor.target<Plain>() ? "plain" : "other");
-                  }),
-      asio::detached);
+  OneThreadServer server(recorder_, [&](Request request) -> awaitable<Response> {
+    const auto executor = co_await asio::this_coro::executor;
+    using Plain = context::TracedExecutor<asio::io_context::executor_type>;
+    const std::string item(request.target().substr(1));
+    recorder_->PutAnnotation("item", item);
+    asio::steady_timer timer(executor, std::chrono::milliseconds(2));
+    co_await timer.async_wait(use_awaitable);
+    recorder_->PutAnnotation("after_wait", item);
+    co_return Reply(request, http::status::ok, executor.target<Plain>() ? "plain" : "other");
+  });
+  const unsigned short port = server.port();
   constexpr int kConnections = 8;
   std::vector<std::future<std::vector<Response>>> clients;
   for (int i = 0; i < kConnections; ++i) {
@@ -450,38 +472,25 @@ TEST_F(BeastMiddlewareTest, OneThreadIoContextNeedsNoStrands) {
     items.insert(item);
   }
   EXPECT_EQ(items.size(), static_cast<size_t>(kConnections));
-  work.reset();
-  one.stop();
-  runner.join();
 }
 
 // The request's context is the handler's only: once a request has been answered, whether its
 // handler suspended or not, plain work on the serving thread sees no segment, and neither does
 // the next request's handler before it gets its own.
 TEST_F(BeastMiddlewareTest, RequestsLeaveNoContextOnTheServingThread) {
-  asio::io_context one(1);
-  auto work = asio::make_work_guard(one);
-  std::thread runner([&one] { one.run(); });
-  tcp::acceptor acceptor(one, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  const unsigned short port = acceptor.local_endpoint().port();
-  asio::co_spawn(
-      one,
-      ServeTraced(std::move(acceptor),
-                  std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("one")),
-                  [&](Request request) -> awaitable<Response> {
-                    const core::Segment* const mine = core::CurrentContext().segment();
-                    if (request.target() == "/wait") {
-                      asio::steady_timer timer(co_await asio::this_coro::executor,
-                                               std::chrono::milliseconds(1));
-                      co_await timer.async_wait(use_awaitable);
-                    }
-                    const bool own = mine != nullptr && core::CurrentContext().segment() == mine;
-                    co_return Reply(request, http::status::ok, own ? "own" : "other");
-                  }),
-      asio::detached);
-  const auto thread_context_is_empty = [&one] {
+  OneThreadServer server(recorder_, [&](Request request) -> awaitable<Response> {
+    const core::Segment* const mine = core::CurrentContext().segment();
+    if (request.target() == "/wait") {
+      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+      co_await timer.async_wait(use_awaitable);
+    }
+    const bool own = mine != nullptr && core::CurrentContext().segment() == mine;
+    co_return Reply(request, http::status::ok, own ? "own" : "other");
+  });
+  const unsigned short port = server.port();
+  const auto thread_context_is_empty = [&server] {
     std::promise<bool> empty;
-    asio::post(one, [&empty] {
+    asio::post(server.io(), [&empty] {
       empty.set_value(core::CurrentContext().empty() &&
                       core::CurrentContext().current() == nullptr);
     });
@@ -495,9 +504,6 @@ TEST_F(BeastMiddlewareTest, RequestsLeaveNoContextOnTheServingThread) {
     EXPECT_TRUE(thread_context_is_empty()) << "after " << path;
   }
   EXPECT_EQ(Documents().size(), 6u);
-  work.reset();
-  one.stop();
-  runner.join();
 }
 
 // A handler that never waits may be a plain function: it runs with the request's segment

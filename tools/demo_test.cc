@@ -215,16 +215,31 @@ void ExpectStartUpTrace(const Trace& trace) {
   EXPECT_THAT(children, ElementsAre("render-report", "upload-report"));
 }
 
-class DemoTest : public ::testing::TestWithParam<std::string> {};
+class DemoTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // A demo serving on a free port with the framework under test, named `name`, sampling every
+  // request by local rules; then `extra`.
+  static std::vector<std::string> ServeArgs(const std::string& name,
+                                            std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--framework",
+                                     GetParam(),
+                                     "--port",
+                                     "0",
+                                     "--name",
+                                     name,
+                                     "--local-sampling-only",
+                                     "--sampling-rules",
+                                     Runfile("tools/testdata/sample_everything.json")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+};
 
 TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
   absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
   ASSERT_TRUE(started.ok()) << started.status();
   FakeDaemon& daemon = **started;
-  DemoProcess demo(
-      {"--framework", GetParam(), "--port", "0", "--name", kName, "--local-sampling-only",
-       "--sampling-rules", Runfile("tools/testdata/sample_everything.json")},
-      daemon.address());
+  DemoProcess demo(ServeArgs(kName), daemon.address());
   const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
 
@@ -295,15 +310,11 @@ TEST_P(DemoTest, ChainedDemosMakeOneTraceAndWorkStartsATask) {
   absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
   ASSERT_TRUE(started.ok()) << started.status();
   FakeDaemon& daemon = **started;
-  const std::string rules = Runfile("tools/testdata/sample_everything.json");
-  DemoProcess back({"--framework", GetParam(), "--port", "0", "--name", "demo-back",
-                    "--local-sampling-only", "--sampling-rules", rules},
-                   daemon.address());
+  DemoProcess back(ServeArgs("demo-back"), daemon.address());
   const uint16_t back_port = back.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(back_port, 0);
   DemoProcess front(
-      {"--framework", GetParam(), "--port", "0", "--name", kName, "--local-sampling-only",
-       "--sampling-rules", rules, "--downstream", absl::StrCat("http://127.0.0.1:", back_port)},
+      ServeArgs(kName, {"--downstream", absl::StrCat("http://127.0.0.1:", back_port)}),
       daemon.address());
   const uint16_t port = front.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
@@ -373,9 +384,7 @@ TEST_P(DemoTest, StopsOnSigtermRightAfterListening) {
   ASSERT_TRUE(started.ok()) << started.status();
   for (int attempt = 0; attempt < 10; ++attempt) {
     SCOPED_TRACE(absl::StrCat("attempt ", attempt));
-    DemoProcess demo({"--framework", GetParam(), "--port", "0", "--local-sampling-only",
-                      "--sampling-rules", Runfile("tools/testdata/sample_everything.json")},
-                     (*started)->address());
+    DemoProcess demo(ServeArgs(kName), (*started)->address());
     ASSERT_NE(demo.ListeningPort(absl::Now() + kStepTimeout), 0);
     demo.Signal(SIGTERM);
     ASSERT_EQ(demo.Wait(absl::Now() + kStepTimeout), 0) << demo.err();
@@ -390,11 +399,7 @@ TEST_P(DemoTest, LogGroupOnSegmentsAndClientMode) {
   absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
   ASSERT_TRUE(started.ok()) << started.status();
   FakeDaemon& daemon = **started;
-  DemoProcess demo(
-      {"--framework", GetParam(), "--port", "0", "--name", kName, "--local-sampling-only",
-       "--sampling-rules", Runfile("tools/testdata/sample_everything.json"), "--log-group",
-       "/aws/demo/app"},
-      daemon.address());
+  DemoProcess demo(ServeArgs(kName, {"--log-group", "/aws/demo/app"}), daemon.address());
   const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
 
