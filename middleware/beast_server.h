@@ -101,15 +101,31 @@ auto ResumeIn(core::TraceContext& context, CompletionToken&& token) {
       token, &context);
 }
 
-// Answers a request whose handler threw: fault + cause, and an empty 500.
+// Calls a handler that is a plain function, with the request's context installed on this
+// thread (it never suspends); what it throws goes to `error`.
+template <typename Response, typename Handler, typename Request>
+void CallPlainHandler(TracedRequest& traced, Handler& handler, Request&& request,
+                      std::optional<Response>& response, std::exception_ptr& error) {
+  core::ScopedContext scope(traced.context());
+  try {
+    response.emplace(std::invoke(handler, std::forward<Request>(request)));
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
+
+// Ends the request's segment with `response`, which gets X-Amzn-Trace-Id; when the handler
+// threw (`error`), with fault + cause, and the response is an empty 500.
 template <typename Response>
-Response ErrorResponse(TracedRequest& traced, const std::exception_ptr& error, unsigned version,
-                       bool keep_alive) {
-  traced.FinishWithException(error);
-  Response response(boost::beast::http::status::internal_server_error, version);
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  return response;
+void FinishResponse(TracedRequest& traced, std::optional<Response>& response,
+                    const std::exception_ptr& error, unsigned version, bool keep_alive) {
+  if (error) {
+    traced.FinishWithException(error);
+    response.emplace(boost::beast::http::status::internal_server_error, version);
+    response->keep_alive(keep_alive);
+    response->prepare_payload();
+  }
+  FinishBeast(traced, *response, ContentLength(*response));
 }
 
 // Runs the handler as its own flow: a coroutine spawned on a traced executor over the calling
@@ -141,16 +157,9 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
       error = std::current_exception();
     }
   } else {
-    // Never suspends: the request's context is installed on this thread while it runs.
-    core::ScopedContext scope(traced.context());
-    try {
-      response.emplace(std::invoke(handler, std::move(request)));
-    } catch (...) {
-      error = std::current_exception();
-    }
+    CallPlainHandler(traced, handler, std::move(request), response, error);
   }
-  if (error) response.emplace(ErrorResponse<Response>(traced, error, version, keep_alive));
-  FinishBeast(traced, *response, ContentLength(*response));
+  FinishResponse(traced, response, error, version, keep_alive);
   co_return std::move(*response);
 }
 
@@ -237,19 +246,9 @@ boost::asio::awaitable<void> ServeTraced(
           handler_error = std::current_exception();
         }
       } else {
-        // Never suspends: the request's context is installed on this thread while it runs.
-        core::ScopedContext scope(traced.context());
-        try {
-          response.emplace(std::invoke(*handler, std::move(request)));
-        } catch (...) {
-          handler_error = std::current_exception();
-        }
+        internal::CallPlainHandler(traced, *handler, std::move(request), response, handler_error);
       }
-      if (handler_error) {
-        response.emplace(
-            internal::ErrorResponse<Response>(traced, handler_error, version, keep_alive));
-      }
-      internal::FinishBeast(traced, *response, internal::ContentLength(*response));
+      internal::FinishResponse(traced, response, handler_error, version, keep_alive);
       if (!keep_alive) response->keep_alive(false);
       if (!response->has_content_length() && !response->chunked()) response->prepare_payload();
       stream.expires_after(idle_timeout);
