@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/internal/exception_cause.h"
+#include "core/internal/json_text.h"
 #include "core/segment_sink.h"
 
 namespace xraysink::core {
@@ -31,15 +32,20 @@ double NowEpochSeconds() {
 // ---------------------------------------------------------------------------------------- Entity
 
 Entity::Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled,
-               double start_time)
+               double start_time, std::pmr::memory_resource* memory)
     : segment_(segment),
       parent_(parent),
       id_(EntityId::Generate()),
       name_(name),
       start_time_(start_time != 0 ? start_time : NowEpochSeconds()),
-      sampled_(sampled) {}
+      sampled_(sampled),
+      annotations_(memory),
+      metadata_(memory),
+      children_(memory) {}
 
-Entity::~Entity() = default;
+Entity::~Entity() {
+  if (http_ != nullptr) http_->~HttpData();
+}
 
 bool Entity::PutAnnotation(std::string_view key, AnnotationValue value) {
   if (!Writable()) {
@@ -56,7 +62,7 @@ bool Entity::PutAnnotation(std::string_view key, AnnotationValue value) {
       return true;
     }
   }
-  annotations_.emplace_back(std::string(key), std::move(value));
+  annotations_.emplace_back(key, std::move(value));
   return true;
 }
 
@@ -71,16 +77,22 @@ bool Entity::PutMetadata(std::string_view key, JsonValue value, std::string_view
   }
   for (auto& entry : metadata_) {
     if (entry.ns == ns && entry.key == key) {
-      entry.value = std::move(value);
+      internal::AssignJsonText(value, entry.json);
       return true;
     }
   }
-  metadata_.push_back(MetadataEntry{std::string(ns), std::string(key), std::move(value)});
+  const auto memory = metadata_.get_allocator();
+  MetadataEntry entry{std::pmr::string(ns, memory), std::pmr::string(key, memory),
+                      std::pmr::string(memory)};
+  internal::AssignJsonText(value, entry.json);
+  metadata_.push_back(std::move(entry));
   return true;
 }
 
 HttpData& Entity::http() {
-  if (!http_) http_ = std::make_unique<HttpData>();
+  if (http_ == nullptr) {
+    http_ = new (segment_->arena.allocate(sizeof(HttpData), alignof(HttpData))) HttpData();
+  }
   return *http_;
 }
 
@@ -145,8 +157,10 @@ void Entity::End(double end_time) {
 // ------------------------------------------------------------------------------------ Subsegment
 
 Subsegment::Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled,
-                       Namespace ns, double start_time)
-    : Entity(segment, parent, name, sampled, start_time), namespace_(ns) {}
+                       Namespace ns, double start_time, std::pmr::memory_resource* memory)
+    : Entity(segment, parent, name, sampled, start_time, memory),
+      namespace_(ns),
+      precursor_ids_(memory) {}
 
 SqlData& Subsegment::sql() {
   if (!sql_) sql_ = std::make_unique<SqlData>();
@@ -170,7 +184,7 @@ std::shared_ptr<Segment> Segment::Create(SegmentOptions options,
 
 Segment::Segment(CreateKey, SegmentOptions options, std::shared_ptr<const SegmentSettings> settings,
                  std::shared_ptr<EntityCounters> counters, double start_time)
-    : Entity(this, nullptr, options.name, options.sampled, start_time),
+    : Entity(this, nullptr, options.name, options.sampled, start_time, &arena),
       trace_id_(options.trace_id.empty() ? TraceId::GenerateAt(static_cast<uint32_t>(start_time))
                                          : options.trace_id),
       parent_id_(options.parent_id),
@@ -181,24 +195,10 @@ Segment::Segment(CreateKey, SegmentOptions options, std::shared_ptr<const Segmen
   if (options.sampled && !settings_->origin.empty()) origin_ = settings_->origin;
 }
 
-// The subsegments live in arena_blocks_, which members of Segment free before the Entity base
-// (which holds the tree) is destroyed: end the tree's life first.
-Segment::~Segment() { children_.clear(); }
+Segment::~Segment() = default;
 
 void internal::DestroySubsegment::operator()(Subsegment* subsegment) const {
   subsegment->~Subsegment();
-}
-
-void* Segment::AllocateSubsegment() {
-  static_assert(alignof(Subsegment) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-  if (arena_block_used_ == arena_block_capacity_) {
-    constexpr size_t kFirstBlock = 8, kLargestBlock = 256;
-    arena_block_capacity_ =
-        arena_blocks_.empty() ? kFirstBlock : std::min(2 * arena_block_capacity_, kLargestBlock);
-    arena_blocks_.emplace_back(new std::byte[arena_block_capacity_ * sizeof(Subsegment)]);
-    arena_block_used_ = 0;
-  }
-  return arena_blocks_.back().get() + sizeof(Subsegment) * arena_block_used_++;
 }
 
 EntityId Segment::RememberException(const internal::DescribedException& described) {
@@ -227,8 +227,8 @@ Subsegment* Segment::BeginSubsegment(std::string_view name, Namespace ns) {
 Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name, Namespace ns) {
   const double start_time = NowEpochSeconds();
   std::lock_guard<internal::SpinLock> lock(mu_);
-  auto* child =
-      new (AllocateSubsegment()) Subsegment(this, &parent, name, parent.sampled(), ns, start_time);
+  auto* child = new (arena.allocate(sizeof(Subsegment), alignof(Subsegment)))
+      Subsegment(this, &parent, name, parent.sampled(), ns, start_time, &arena);
   parent.children_.emplace_back(child);
   ++open_subsegments_;
   ++held_subsegments_;

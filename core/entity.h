@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "core/ids.h"
+#include "core/internal/segment_arena.h"
 #include "core/internal/spin_lock.h"
 #include "core/json_value.h"
 
@@ -133,6 +135,10 @@ namespace internal {
 struct DestroySubsegment {
   void operator()(Subsegment* subsegment) const;
 };
+// The arena of a segment, as a base class placed before Entity: it outlives the tree it holds.
+struct SegmentArenaHolder {
+  SegmentArena arena;
+};
 }  // namespace internal
 using SubsegmentPtr = std::unique_ptr<Subsegment, internal::DestroySubsegment>;
 
@@ -208,28 +214,31 @@ class Entity {
   bool error() const { return error_; }
   bool fault() const { return fault_; }
   bool throttle() const { return throttle_; }
-  const HttpData* http_data() const { return http_.get(); }
+  const HttpData* http_data() const { return http_; }
   const AwsData* aws_data() const { return aws_.get(); }
   const CauseData* cause() const { return cause_.get(); }
-  const std::vector<std::pair<std::string, AnnotationValue>>& annotations() const {
-    return annotations_;
-  }
+  using Annotation = std::pair<std::pmr::string, AnnotationValue>;
+  const std::pmr::vector<Annotation>& annotations() const { return annotations_; }
+  // A metadata value is turned into JSON text when put: the segment then holds one string per
+  // entry, not a tree of allocations, and serializing it is a copy.
   struct MetadataEntry {
-    std::string ns, key;
-    JsonValue value;
+    std::pmr::string ns, key;
+    std::pmr::string json;
   };
-  const std::vector<MetadataEntry>& metadata() const { return metadata_; }
+  const std::pmr::vector<MetadataEntry>& metadata() const { return metadata_; }
   // Children in begin order; only valid under the segment lock or once the tree has ended.
   // Subsegment pointers stay valid while the segment lives: while a flow or handle holds it,
   // and (once it ended) until its last subsegment ended and it was sent.
-  const std::vector<SubsegmentPtr>& children() const { return children_; }
+  const std::pmr::vector<SubsegmentPtr>& children() const { return children_; }
   // True once this subtree went out as a document of its own: not part of its parent's.
   bool streamed() const { return streamed_; }
   // True when begun under a subtree that was already sent: not part of its parent's document.
   bool detached() const { return detached_; }
 
  protected:
-  Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled, double start_time);
+  // `memory` is the segment's arena: the entity's vectors and strings live there.
+  Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled, double start_time,
+         std::pmr::memory_resource* memory);
   bool Writable() const { return sampled_ && !ended(); }
   void RecordException(internal::DescribedException described);
 
@@ -250,12 +259,12 @@ class Entity {
   bool streamed_ = false;      // guarded by the segment lock
   bool detached_ = false;      // begun under a subtree already sent; goes out on its own
   bool subtree_done_ = false;  // ended and every descendant too; guarded by the segment lock
-  std::unique_ptr<HttpData> http_;
+  HttpData* http_ = nullptr;   // in the arena
   std::unique_ptr<AwsData> aws_;
   std::unique_ptr<CauseData> cause_;
-  std::vector<std::pair<std::string, AnnotationValue>> annotations_;
-  std::vector<MetadataEntry> metadata_;
-  std::vector<SubsegmentPtr> children_;  // guarded by the segment lock
+  std::pmr::vector<Annotation> annotations_;
+  std::pmr::vector<MetadataEntry> metadata_;
+  std::pmr::vector<SubsegmentPtr> children_;  // guarded by the segment lock
 };
 
 // A subsegment: a unit of work inside a segment (a call, a query, a task's step).
@@ -268,7 +277,7 @@ class Subsegment final : public Entity {
   void AddPrecursor(EntityId id) {
     if (Writable()) precursor_ids_.push_back(id);
   }
-  const std::vector<EntityId>& precursor_ids() const { return precursor_ids_; }
+  const std::pmr::vector<EntityId>& precursor_ids() const { return precursor_ids_; }
 
   // Begins a child of this subsegment. Returned pointer lives as long as the segment.
   Subsegment* BeginSubsegment(std::string_view name, Namespace ns = Namespace::kLocal);
@@ -277,11 +286,11 @@ class Subsegment final : public Entity {
   friend class Entity;
   friend class Segment;
   Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled, Namespace ns,
-             double start_time);
+             double start_time, std::pmr::memory_resource* memory);
 
   Namespace namespace_;
   std::unique_ptr<SqlData> sql_;
-  std::vector<EntityId> precursor_ids_;
+  std::pmr::vector<EntityId> precursor_ids_;
 };
 
 // What a segment is created with.
@@ -320,7 +329,9 @@ struct EntityCounters {
 };
 
 // A segment: the work one service does for one request or job. Owns its subsegment tree.
-class Segment final : public Entity, public std::enable_shared_from_this<Segment> {
+class Segment final : private internal::SegmentArenaHolder,
+                      public Entity,
+                      public std::enable_shared_from_this<Segment> {
  public:
   static std::shared_ptr<Segment> Create(SegmentOptions options,
                                          std::shared_ptr<const SegmentSettings> settings,
@@ -382,8 +393,6 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   void CollectStreamable(Entity& node, std::vector<DocumentRef>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool UpdateDone(Entity& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Memory for one more subsegment (mu_ held).
-  void* AllocateSubsegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Send(std::vector<DocumentRef>& documents);
   // The id an exception object was first recorded under in this segment (or its own id, now
   // remembered).
@@ -411,11 +420,6 @@ class Segment final : public Entity, public std::enable_shared_from_this<Segment
   // Set while the segment has ended and waits for open subsegments.
   std::shared_ptr<Segment> self_ ABSL_GUARDED_BY(mu_);
   std::vector<KnownException> known_exceptions_ ABSL_GUARDED_BY(mu_);
-  // Subsegments are allocated in blocks (one allocation for many subsegments, all freed at
-  // once): the begin/end hot path mostly never calls malloc or free.
-  std::vector<std::unique_ptr<std::byte[]>> arena_blocks_ ABSL_GUARDED_BY(mu_);
-  size_t arena_block_used_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t arena_block_capacity_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Wall-clock time as epoch seconds (microsecond resolution).

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/entity.h"
+#include "core/internal/json_text.h"
 #include "core/internal/json_writer.h"
 #include "core/internal/text.h"
 #include "rapidjson/stringbuffer.h"
@@ -14,10 +15,10 @@ namespace {
 
 constexpr size_t kMaxFieldChars = 250;        // http strings, user
 constexpr size_t kMaxAnnotationChars = 1000;  // annotation strings
-constexpr size_t kMaxTextChars = 32 * 1024;   // any other string (messages, queries, metadata)
 constexpr size_t kTrimmedTextChars = 256;     // strings once a document is trimmed to fit
 
 using internal::JsonWriter;
+using internal::kMaxTextChars;  // any other string (messages, queries, metadata)
 
 // How much of an entity goes into a document.
 struct Shape {
@@ -123,31 +124,12 @@ class DocumentWriter {
     writer_.String(valid.data(), valid.size());
   }
 
+  // JSON text made valid when it was put (metadata).
+  void RawJson(std::string_view json) { writer_.RawJson(json.data(), json.size()); }
+
   void Json(const JsonValue& value) {
-    if (const bool* b = value.as_bool()) {
-      writer_.Bool(*b);
-    } else if (const int64_t* i = value.as_int()) {
-      writer_.Int64(*i);
-    } else if (const uint64_t* u = value.as_uint()) {
-      writer_.Uint64(*u);
-    } else if (const double* d = value.as_double()) {
-      Number(*d);
-    } else if (const std::string* s = value.as_string()) {
-      String(*s);
-    } else if (const auto* array = value.as_array()) {
-      writer_.StartArray();
-      for (const JsonValue& item : *array) Json(item);
-      writer_.EndArray();
-    } else if (const auto* members = value.as_object()) {
-      writer_.StartObject();
-      for (const auto& [key, member] : *members) {
-        String(key);
-        Json(member);
-      }
-      writer_.EndObject();
-    } else {
-      writer_.Null();
-    }
+    internal::WriteJsonValue(value, shape_.trimmed ? kTrimmedTextChars : kMaxTextChars, writer_,
+                             scratch_);
   }
 
   // Fields common to segments and subsegments.
@@ -317,7 +299,7 @@ class DocumentWriter {
       writer_.StartObject();
       for (const auto& entry : metadata) {
         String(entry.key);
-        Json(entry.value);
+        RawJson(entry.json);
       }
       writer_.EndObject();
       writer_.EndObject();
@@ -332,7 +314,7 @@ class DocumentWriter {
         if (written[j] || metadata[j].ns != metadata[i].ns) continue;
         written[j] = true;
         String(metadata[j].key);
-        Json(metadata[j].value);
+        RawJson(metadata[j].json);
       }
       writer_.EndObject();
     }

@@ -60,6 +60,12 @@ class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
     std::memcpy(os_->Push(length), text, length);
     return EndValue(true);
   }
+  // A value already written as valid JSON (RapidJSON's RawValue transcodes it byte by byte).
+  bool RawJson(const char* text, size_t length) {
+    Prefix(rapidjson::kObjectType);
+    std::memcpy(os_->Push(length), text, length);
+    return EndValue(true);
+  }
 
  private:
   // Most runs are short (keys, ids, names): a call to memcpy costs more than copying them.
