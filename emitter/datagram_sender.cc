@@ -34,6 +34,9 @@ constexpr size_t kRetiredCapacity = 1024;
 // How many retired segments a producer lets go of per item it queues: more than one, so that
 // producers keep up with the sender, few, so that no caller pays for a whole backlog.
 constexpr int kReleasesPerPush = 2;
+// Every this many pushes, the pushing thread measures the backlog (reading the consumer's
+// position costs a cache miss while the sender is busy) and updates whether the sender is behind.
+constexpr uint64_t kBacklogCheckInterval = 64;
 
 std::string ErrnoText(int error) {
   return std::error_code(error, std::generic_category()).message();
@@ -48,6 +51,7 @@ class DatagramSender::State {
   State(int fd, const Options& options)
       : fd_(fd),
         batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
+        caller_serializes_above_(options.caller_serializes_above),
         queue_(options.queue_capacity),
         retired_(kRetiredCapacity),
         paused_(options.start_paused) {}
@@ -59,18 +63,11 @@ class DatagramSender::State {
       dropped_closed_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    if (!queue_.TryPush(std::move(item))) {
-      dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+    if (core::DocumentRef* document = std::get_if<core::DocumentRef>(&item);
+        document != nullptr && behind_.load(std::memory_order_relaxed)) {
+      return PushSerialized(std::move(*document));
     }
-    // Pairs with Park(): the push is seq_cst, so either the sender sees the item before sleeping
-    // or we see it parked here. A sender that is only lingering (waiting for a batch to build
-    // up) is not woken: it wakes on its own within batch_delay.
-    if (parked_.load(std::memory_order_seq_cst)) WakeSender();
-    // Last: letting go of a segment cannot end this sender while the caller still holds the
-    // document's sink, but it may be the last use of something else.
-    ReleaseRetired(kReleasesPerPush);
-    return true;
+    return PushItem(std::move(item));
   }
 
   bool Flush(absl::Time deadline) {
@@ -114,6 +111,11 @@ class DatagramSender::State {
     std::lock_guard lock(mu_);
     Stats stats = stats_;
     stats.enqueued = queue_.pushed();
+    stats.serialized_by_callers = serialized_by_callers_.load(std::memory_order_relaxed);
+    stats.serialization.documents += caller_documents_.load(std::memory_order_relaxed);
+    stats.serialization.split_documents += caller_split_.load(std::memory_order_relaxed);
+    stats.serialization.trimmed_documents += caller_trimmed_.load(std::memory_order_relaxed);
+    stats.serialization.dropped_documents += caller_dropped_.load(std::memory_order_relaxed);
     stats.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
     stats.dropped_closed = dropped_closed_.load(std::memory_order_relaxed);
     return stats;
@@ -146,6 +148,9 @@ class DatagramSender::State {
         }
       }
       if (taken == 0) {
+        // Caught up: producers hand over documents again.
+        if (behind_.load(std::memory_order_relaxed))
+          behind_.store(false, std::memory_order_relaxed);
         // Under load, waiting a moment before sending gathers many datagrams into one sendmmsg
         // and spares the ending threads a wake-up call per segment; once idle, sleep until woken
         // (with nothing retired left waiting for producers that may not come back).
@@ -177,6 +182,55 @@ class DatagramSender::State {
   }
 
  private:
+  bool PushItem(Item item) {
+    uint64_t position = 0;
+    if (!queue_.TryPush(std::move(item), &position)) {
+      dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    // Pairs with Park(): the push is seq_cst, so either the sender sees the item before sleeping
+    // or we see it parked here. A sender that is only lingering (waiting for a batch to build
+    // up) is not woken: it wakes on its own within batch_delay.
+    if (parked_.load(std::memory_order_seq_cst)) WakeSender();
+    if (caller_serializes_above_ != 0 && position % kBacklogCheckInterval == 0) {
+      const bool behind = position + 1 - queue_.popped() > caller_serializes_above_;
+      if (behind != behind_.load(std::memory_order_relaxed)) {
+        behind_.store(behind, std::memory_order_relaxed);
+      }
+    }
+    // Last: letting go of a segment cannot end this sender while the caller still holds the
+    // document's sink, but it may be the last use of something else.
+    ReleaseRetired(kReleasesPerPush);
+    return true;
+  }
+
+  // The sender thread is behind: this thread turns the document into datagrams, queues them,
+  // and lets go of the segment here, where its memory was allocated.
+  bool PushSerialized(core::DocumentRef document) {
+    thread_local std::vector<std::string> datagrams;
+    datagrams.clear();
+    core::SerializationStats counts;
+    core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, counts);
+    document = core::DocumentRef();
+    serialized_by_callers_.fetch_add(1, std::memory_order_relaxed);
+    caller_documents_.fetch_add(counts.documents, std::memory_order_relaxed);
+    if (counts.split_documents != 0) {
+      caller_split_.fetch_add(counts.split_documents, std::memory_order_relaxed);
+    }
+    if (counts.trimmed_documents != 0) {
+      caller_trimmed_.fetch_add(counts.trimmed_documents, std::memory_order_relaxed);
+    }
+    if (counts.dropped_documents != 0) {
+      caller_dropped_.fetch_add(counts.dropped_documents, std::memory_order_relaxed);
+    }
+    bool all_queued = true;
+    for (std::string& datagram : datagrams) {
+      all_queued = PushItem(Item(std::move(datagram))) && all_queued;
+    }
+    datagrams.clear();
+    return all_queued;
+  }
+
   // Sleeps until an item arrives or Stop(); false when stopped.
   bool Park() {
     std::unique_lock lock(mu_);
@@ -271,6 +325,7 @@ class DatagramSender::State {
 
   const int fd_;
   const std::chrono::nanoseconds batch_delay_;
+  const size_t caller_serializes_above_;
   internal::BoundedQueue<Item> queue_;
   internal::BoundedQueue<Item> retired_;  // sent; for producers to let go of
   // Set by the sender thread just before it sleeps, cleared by whoever wakes it: a producer looks
@@ -279,6 +334,15 @@ class DatagramSender::State {
   std::atomic<uint64_t> dropped_queue_full_{0};
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> dropped_closed_{0};
+  // Whether the backlog was above caller_serializes_above_ when last measured (by a producer,
+  // every kBacklogCheckInterval pushes); cleared by the sender thread when it empties the queue.
+  std::atomic<bool> behind_{false};
+  std::atomic<uint64_t> serialized_by_callers_{0};
+  // The producers' share of Stats::serialization.
+  std::atomic<uint64_t> caller_documents_{0};
+  std::atomic<uint64_t> caller_split_{0};
+  std::atomic<uint64_t> caller_trimmed_{0};
+  std::atomic<uint64_t> caller_dropped_{0};
 
   // std, not absl: the system Abseil is not built for TSan, which would not see its ordering.
   mutable std::mutex mu_;

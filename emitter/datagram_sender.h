@@ -26,6 +26,13 @@ struct DatagramSenderOptions {
   // end segments a wake-up call each; when idle it costs one late datagram at most this late.
   // Flush() and destruction cut it short. 0 .. 1 min; 0 sends each item as soon as it is seen.
   absl::Duration batch_delay = absl::Milliseconds(1);
+  // When more items than this wait in the queue, the sender thread is behind: not a burst, which
+  // the queue absorbs, but load it cannot keep up with. The threads that end segments then
+  // serialize their own documents and queue the datagrams, so that the sender thread only sends:
+  // the work spreads over the producers' cores, and producers slow down a little (a serialization
+  // each) instead of filling the queue until documents are dropped. 0 (or queue_capacity and
+  // above): never.
+  size_t caller_serializes_above = 2048;
   // How long destruction waits for the queue to drain before giving up on the rest.
   absl::Duration shutdown_flush_timeout = absl::Seconds(1);
   // For tests: the sender thread sends nothing until Resume(), so the queue can be filled.
@@ -35,8 +42,9 @@ struct DatagramSenderOptions {
 // Sends datagrams to one UDP address from a background thread. Any thread may enqueue; enqueueing
 // never blocks and, in the common case, takes no lock and makes no system call: items go into a
 // bounded lock-free queue drained by the one sender thread, which serializes documents (so the
-// thread that ended a segment does not) and sends in batches with sendmmsg. Nothing here is
-// fatal: a full queue and every send error are counted, and the item is dropped.
+// thread that ended a segment does not, unless the sender falls behind: see
+// caller_serializes_above) and sends in batches with sendmmsg. Nothing here is fatal: a full
+// queue and every send error are counted, and the item is dropped.
 // Sent items are let go of (freed) by the threads that enqueue, a couple per call, or by the
 // sender thread once idle: memory goes back where it was allocated, without malloc's
 // cross-thread lock contention.
@@ -57,7 +65,8 @@ class DatagramSender {
     uint64_t message_too_long = 0;    // EMSGSIZE
     uint64_t would_block = 0;         // EAGAIN: the socket buffer stayed full
     uint64_t other_errors = 0;
-    core::SerializationStats serialization;  // of the documents sent so far
+    uint64_t serialized_by_callers = 0;      // documents the enqueueing threads serialized
+    core::SerializationStats serialization;  // of the documents serialized so far
   };
 
   // Resolves `udp` (IPv4) once and connects a non-blocking UDP socket to it. Errors: a bad
@@ -72,7 +81,8 @@ class DatagramSender {
   // Queues one ready datagram, sent as given. False (counted) when the queue is full.
   bool Enqueue(std::string datagram);
   // Queues one document; the sender thread turns it into datagrams (header line + JSON, split or
-  // trimmed to fit). False (counted) when the queue is full.
+  // trimmed to fit), or this thread does when the sender is behind. False (counted) when the
+  // queue is full.
   bool Enqueue(core::DocumentRef document);
 
   // Waits until every item enqueued before the call was sent (or failed to send), or until

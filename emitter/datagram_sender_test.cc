@@ -265,6 +265,49 @@ TEST(DatagramSenderTest, SerializesDocumentsOnTheSenderThread) {
   EXPECT_EQ(sender->stats().serialization.documents, 1u);
 }
 
+// A sender that is behind (more queued than caller_serializes_above) has the enqueueing threads
+// serialize their documents: they queue datagrams and keep no reference to the segment.
+TEST(DatagramSenderTest, EnqueueingThreadsSerializeWhenTheSenderIsBehind) {
+  constexpr int kDocuments = 300;
+  UdpReceiver receiver;
+  DatagramSender::Options options = Paused(/*queue_capacity=*/1024);
+  options.caller_serializes_above = 100;
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  std::vector<std::shared_ptr<core::Segment>> segments;
+  for (int i = 0; i < kDocuments; ++i) {
+    auto settings = std::make_shared<core::SegmentSettings>();
+    core::SegmentOptions segment_options;
+    segment_options.name = absl::StrCat("s", i);
+    segments.push_back(core::Segment::Create(std::move(segment_options), settings, nullptr));
+    segments.back()->End();
+    ASSERT_TRUE(sender->Enqueue(core::DocumentRef{segments.back()}));
+  }
+  DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.enqueued, uint64_t{kDocuments});
+  // The backlog is measured every 64 pushes: from the first check above 100 on, callers
+  // serialize.
+  EXPECT_GT(stats.serialized_by_callers, 0u);
+  EXPECT_LT(stats.serialized_by_callers, uint64_t{kDocuments - 100});
+  EXPECT_EQ(stats.serialization.documents, stats.serialized_by_callers);
+  const size_t handed_over = kDocuments - stats.serialized_by_callers;
+  for (int i = 0; i < kDocuments; ++i) {
+    // Queued as a document: the queue holds the segment; serialized here: nothing does.
+    EXPECT_EQ(segments[i].use_count(), static_cast<size_t>(i) < handed_over ? 2 : 1) << i;
+  }
+
+  sender->Resume();
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  const std::vector<std::string> received = receiver.Receive(kDocuments);
+  ASSERT_EQ(received.size(), size_t{kDocuments});
+  for (int i = 0; i < kDocuments; ++i) {
+    EXPECT_EQ(received[i], core::kDaemonHeader + core::SerializeDocument({segments[i]})) << i;
+  }
+  stats = sender->stats();
+  EXPECT_EQ(stats.serialization.documents, uint64_t{kDocuments});
+  EXPECT_EQ(stats.sent, uint64_t{kDocuments});
+}
+
 // Sent segments are let go of by later producers, or by the sender thread once it goes idle: an
 // idle sender keeps nothing alive.
 TEST(DatagramSenderTest, LetsGoOfSentSegmentsWhenIdle) {

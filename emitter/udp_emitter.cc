@@ -13,6 +13,7 @@ absl::StatusOr<std::shared_ptr<UdpEmitter>> UdpEmitter::Create(EmitterOptions op
   DatagramSenderOptions sender_options;
   sender_options.queue_capacity = options.queue_capacity;
   sender_options.batch_delay = options.batch_delay;
+  sender_options.caller_serializes_above = options.caller_serializes_above;
   sender_options.shutdown_flush_timeout = options.flush_timeout;
   absl::StatusOr<std::unique_ptr<DatagramSender>> sender =
       DatagramSender::Create(address->udp, sender_options);

@@ -21,6 +21,9 @@ struct EmitterOptions {
   size_t queue_capacity = DatagramSenderOptions{}.queue_capacity;
   // How long the sender waits for a batch to build up (see DatagramSenderOptions::batch_delay).
   absl::Duration batch_delay = DatagramSenderOptions{}.batch_delay;
+  // Above this many queued documents, the threads that end segments serialize their own (see
+  // DatagramSenderOptions::caller_serializes_above). 0: never.
+  size_t caller_serializes_above = DatagramSenderOptions{}.caller_serializes_above;
   // How long destruction waits for queued documents to go out.
   absl::Duration flush_timeout = DatagramSenderOptions{}.shutdown_flush_timeout;
 };

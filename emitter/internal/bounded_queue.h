@@ -26,7 +26,8 @@ class BoundedQueue {
   // Any thread. False (and `value` untouched) when the queue is full. The publishing store is
   // sequentially consistent so that a consumer that announced it is going to sleep (a seq_cst
   // store) and then found the queue empty is always seen as asleep by the pusher.
-  bool TryPush(T&& value) {
+  // `pushed_at`, when given, receives the item's position (the count of items pushed before it).
+  bool TryPush(T&& value, uint64_t* pushed_at = nullptr) {
     uint64_t position = tail_.load(std::memory_order_relaxed);
     while (true) {
       Cell& cell = cells_[position % capacity_];
@@ -36,6 +37,7 @@ class BoundedQueue {
         if (tail_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed)) {
           cell.value.emplace(std::move(value));
           cell.sequence.store(position + 1, std::memory_order_seq_cst);
+          if (pushed_at != nullptr) *pushed_at = position;
           return true;
         }
       } else if (lag < 0) {
@@ -79,6 +81,8 @@ class BoundedQueue {
   // Items ever pushed (successfully). Pushes are ordered by this count: items [0, pushed())
   // were accepted before the call returned.
   uint64_t pushed() const { return tail_.load(std::memory_order_acquire); }
+  // Items ever popped. pushed() - popped() is the backlog, approximate while others work on it.
+  uint64_t popped() const { return head_.load(std::memory_order_relaxed); }
 
  private:
   struct Cell {

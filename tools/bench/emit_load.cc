@@ -3,10 +3,11 @@
 // opened and closed in turn (1 numeric annotation, 1 metadata object each), sent over UDP to a
 // counting receiver in another process on 127.0.0.1.
 //
-//   bazel run -c opt //tools/bench:emit_load -- N K [--json] [--raw] [--warmup=W]
+//   bazel run -c opt //tools/bench:emit_load -- N K [--json] [--raw] [--warmup=W] [--stats]
 //
 // --raw sends the same number of pre-serialized datagrams of the same size through the same
-// emitter with no tracing at all: the machine's limit for this transport.
+// emitter with no tracing at all: the machine's limit for this transport. --stats prints the
+// emitter's counters to stderr (stdout keeps the peer scripts' one line).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -178,6 +179,7 @@ double PeakRssMb() {
 int main(int argc, char** argv) {
   std::vector<std::string> positional;
   bool raw = false;
+  bool print_stats = false;
   int warmup = 1000;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -185,12 +187,15 @@ int main(int argc, char** argv) {
       // Accepted for the peer scripts' interface: the output is always one JSON line.
     } else if (arg == "--raw") {
       raw = true;
+    } else if (arg == "--stats") {
+      print_stats = true;
     } else if (arg.rfind("--warmup=", 0) == 0) {
       warmup = std::atoi(arg.c_str() + 9);
     } else if (!arg.empty() && arg[0] != '-') {
       positional.push_back(arg);
     } else {
-      std::fprintf(stderr, "usage: emit_load [N=20000] [K=10] [--json] [--raw] [--warmup=W]\n");
+      std::fprintf(stderr,
+                   "usage: emit_load [N=20000] [K=10] [--json] [--raw] [--warmup=W] [--stats]\n");
       return 2;
     }
   }
@@ -278,5 +283,18 @@ int main(int argc, char** argv) {
       report.datagrams ? static_cast<double>(report.bytes) / report.datagrams : 0.0, rss_start,
       PeakRssMb());
   std::printf("%s\n", line);
+  if (print_stats) {
+    const auto stats = (*emitter)->stats();
+    std::fprintf(stderr,
+                 "emitter: enqueued %llu, sent %llu, serialized by callers %llu of %llu documents, "
+                 "dropped (queue full) %llu, send errors %llu, sendmmsg calls %llu\n",
+                 static_cast<unsigned long long>(stats.enqueued),
+                 static_cast<unsigned long long>(stats.sent),
+                 static_cast<unsigned long long>(stats.serialized_by_callers),
+                 static_cast<unsigned long long>(stats.serialization.documents),
+                 static_cast<unsigned long long>(stats.dropped_queue_full),
+                 static_cast<unsigned long long>(stats.send_errors),
+                 static_cast<unsigned long long>(stats.send_calls));
+  }
   return report.datagrams == static_cast<uint64_t>(n) ? 0 : 1;
 }
