@@ -297,6 +297,36 @@ TEST(SerializationTest, HostileStringsStayValid) {
             "http://x/\x01\x02\"\\\n\xef\xbf\xbd(");
 }
 
+// Metadata is turned into JSON when put: putting the same key (in the same namespace) again
+// replaces the value, longer or shorter, and namespaces keep their keys apart.
+TEST(SerializationTest, MetadataPutAgainReplacesTheValue) {
+  auto segment = NewSegment();
+  Subsegment* sub = segment->BeginSubsegment("sub");
+  for (Entity* entity : {static_cast<Entity*>(segment.get()), static_cast<Entity*>(sub)}) {
+    EXPECT_TRUE(entity->PutMetadata("m", 1));
+    EXPECT_TRUE(entity->PutMetadata("m", JsonValue::Object({{"list", JsonValue::Array({1, 2, 3})},
+                                                            {"text", std::string(100, 't')}})));
+    EXPECT_TRUE(entity->PutMetadata("m", "short"));
+    EXPECT_TRUE(entity->PutMetadata("m", JsonValue::Array({true, nullptr}), "other"));
+    EXPECT_TRUE(entity->PutMetadata("n", 2.5));
+  }
+  sub->End();
+  segment->End();
+  auto json = Emit(segment);
+  const rapidjson::Value& segment_json = json;
+  const rapidjson::Value& subsegment_json = json["subsegments"][0];
+  for (const rapidjson::Value* entity : {&segment_json, &subsegment_json}) {
+    const rapidjson::Value& metadata = (*entity)["metadata"];
+    EXPECT_EQ(metadata.MemberCount(), 2u);
+    EXPECT_EQ(metadata["default"].MemberCount(), 2u);
+    EXPECT_STREQ(metadata["default"]["m"].GetString(), "short");
+    EXPECT_EQ(metadata["default"]["n"].GetDouble(), 2.5);
+    ASSERT_TRUE(metadata["other"]["m"].IsArray());
+    EXPECT_TRUE(metadata["other"]["m"][0].GetBool());
+    EXPECT_TRUE(metadata["other"]["m"][1].IsNull());
+  }
+}
+
 TEST(SerializationTest, ExceptionCauseAndReference) {
   auto segment = NewSegment();
   Subsegment* sub = segment->BeginSubsegment("work");
