@@ -215,15 +215,25 @@ asio::awaitable<void> BeastSession(tcp::socket socket, std::atomic<uint64_t>& re
   stream.socket().shutdown(tcp::socket::shutdown_send, error);
 }
 
-asio::awaitable<void> BeastAccept(tcp::acceptor acceptor, std::atomic<uint64_t>& requests) {
+// On an io_context run by several threads, each connection gets a strand, as in Beast's
+// multi-threaded examples and as ServeTraced does: a tcp_stream's timer and I/O handlers must not
+// run at once.
+asio::awaitable<void> BeastAccept(tcp::acceptor acceptor, std::atomic<uint64_t>& requests,
+                                  asio::io_context& io, bool strands) {
   while (true) {
     boost::system::error_code error;
-    tcp::socket socket =
-        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, error));
+    tcp::socket socket(io);
+    // Not one conditional expression with a co_await in each branch: g++ 12 miscompiles it.
+    if (strands) {
+      socket = co_await acceptor.async_accept(asio::make_strand(io),
+                                              asio::redirect_error(asio::use_awaitable, error));
+    } else {
+      socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, error));
+    }
     if (error == asio::error::operation_aborted) co_return;
     if (!error) {
-      asio::co_spawn(acceptor.get_executor(), BeastSession(std::move(socket), requests),
-                     asio::detached);
+      const auto executor = socket.get_executor();
+      asio::co_spawn(executor, BeastSession(std::move(socket), requests), asio::detached);
     }
   }
 }
@@ -254,7 +264,8 @@ absl::Status ServeBeast(const Options& options, std::shared_ptr<const RequestTra
                                                      kIdleTimeout),
                    asio::detached);
   } else {
-    asio::co_spawn(io, BeastAccept(std::move(acceptor), requests), asio::detached);
+    asio::co_spawn(io, BeastAccept(std::move(acceptor), requests, io, options.threads > 1),
+                   asio::detached);
   }
   std::vector<std::thread> threads;
   for (int i = 0; i < options.threads; ++i) threads.emplace_back([&io] { io.run(); });
