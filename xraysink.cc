@@ -61,7 +61,7 @@ Tracing::~Tracing() {
 bool Tracing::Flush(absl::Duration timeout) const { return emitter_->Flush(absl::Now() + timeout); }
 
 absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
-  emitter::EmitterOptions emitter_options;
+  emitter::EmitterOptions emitter_options = options.emitter;
   emitter_options.daemon_address = options.daemon_address;
   emitter_options.flush_timeout = options.flush_timeout;
   absl::StatusOr<std::shared_ptr<emitter::UdpEmitter>> emitter =

@@ -257,5 +257,18 @@ TEST_F(EmitterIntegrationTest, DeadDaemonCostsOnlyCountedDropsAndErrors) {
   EXPECT_EQ(daemon_->datagrams().size(), 0u);
 }
 
+// TracingOptions::emitter reaches the emitter: a bad setting fails Configure, naming it.
+TEST_F(EmitterIntegrationTest, EmitterOptionsReachTheEmitter) {
+  TracingOptions options;
+  options.daemon_address = daemon_->address();
+  options.recorder.read_environment = false;
+  options.emitter.queue_capacity = 1;
+  absl::StatusOr<std::unique_ptr<Tracing>> tracing = Configure(std::move(options));
+  ASSERT_FALSE(tracing.ok());
+  EXPECT_EQ(tracing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(tracing.status().message().find("queue capacity"), absl::string_view::npos)
+      << tracing.status();
+}
+
 }  // namespace
 }  // namespace xraysink::integration_tests
