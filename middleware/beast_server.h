@@ -217,10 +217,15 @@ boost::asio::awaitable<void> ServeTraced(
     // Reading and writing happen outside any request: their completions go straight to the
     // connection's own executor, which Asio then resumes this coroutine on directly, instead of
     // through the traced executor (type-erased, an allocation and a context switch each, for
-    // every I/O and timer completion of Beast's composed operations).
+    // every I/O and timer completion of Beast's composed operations). With a plain-function
+    // handler this coroutine runs on that executor already (see `spawn` below).
     const auto untraced = socket.get_executor();
-    const auto io_token = [&untraced, &error] {
-      return asio::bind_executor(untraced, asio::redirect_error(asio::use_awaitable, error));
+    const auto io_token = [&] {
+      if constexpr (internal::kIsCoroutine<Handler, http::string_body>) {
+        return asio::bind_executor(untraced, asio::redirect_error(asio::use_awaitable, error));
+      } else {
+        return asio::redirect_error(asio::use_awaitable, error);
+      }
     };
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
@@ -282,11 +287,18 @@ boost::asio::awaitable<void> ServeTraced(
     }
     if (error == asio::error::connection_aborted) continue;  // the peer gave up first
     if (error) co_return;
-    // On a traced executor over the connection's executor, so that each request's handler runs
-    // in place, in its flow.
+    // A coroutine handler is awaited in place, in the request's flow: the connection runs on a
+    // traced executor over its own, which carries the flow across the handler's co_awaits. A
+    // plain-function handler never suspends, and runs with the request's context installed
+    // around the call: the connection runs on its own executor, like an untraced one.
     const auto spawn = [&](const auto& executor) {
-      asio::co_spawn(context::MakeTracedExecutor(executor),
-                     serve(std::move(socket), tracer, shared, idle_timeout), asio::detached);
+      if constexpr (internal::kIsCoroutine<Handler, http::string_body>) {
+        asio::co_spawn(context::MakeTracedExecutor(executor),
+                       serve(std::move(socket), tracer, shared, idle_timeout), asio::detached);
+      } else {
+        asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
+                       asio::detached);
+      }
     };
     if (one_thread) {
       spawn(*io_executor);
