@@ -1,5 +1,7 @@
 #include "core/centralized_sampler.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -512,6 +514,7 @@ void CentralizedSampler::Stop() {
 }
 
 void CentralizedSampler::Run() {
+  pthread_setname_np(pthread_self(), "xraysink-rules");  // for top -H, perf and gdb
   std::unique_lock<std::mutex> lock(wait_mu_);
   while (!stopping_) {
     lock.unlock();

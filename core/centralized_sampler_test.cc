@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -542,6 +544,15 @@ TEST_F(CentralizedSamplerTest, BackgroundPollerFetchesAtOnceAndStopsPromptly) {
   ASSERT_TRUE(sampler->Start().ok());
   ASSERT_TRUE(sampler->Start().ok());  // idempotent
   ASSERT_TRUE(api_->WaitForRulesCalls(1));
+  // Named, for top -H, perf and gdb.
+  int named = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "xraysink-rules") ++named;
+  }
+  EXPECT_EQ(named, 1);
   // Stop waits for the poll in flight, then ends the poller's 10-s wait for the next step.
   sampler->Stop();
   sampler->Stop();

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -263,6 +265,29 @@ TEST(DatagramSenderTest, SerializesDocumentsOnTheSenderThread) {
   ASSERT_EQ(received.size(), 1u);
   EXPECT_EQ(received[0], core::kDaemonHeader + core::SerializeDocument({segment}));
   EXPECT_EQ(sender->stats().serialization.documents, 1u);
+}
+
+// The sender thread is named, so that top -H, perf and gdb show whose it is.
+TEST(DatagramSenderTest, SenderThreadIsNamed) {
+  const auto named = [] {
+    int count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(entry.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      if (name == "xraysink-send") ++count;
+    }
+    return count;
+  };
+  const int before = named();
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Enqueue("x"));
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));  // the thread has started
+  EXPECT_EQ(named(), before + 1);
+  sender.reset();
+  EXPECT_EQ(named(), before);
 }
 
 // A sender that is behind (more queued than caller_serializes_above) has the enqueueing threads
