@@ -6,13 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "core/testing/threads.h"
 
 namespace xraysink::core {
 namespace {
@@ -544,15 +544,8 @@ TEST_F(CentralizedSamplerTest, BackgroundPollerFetchesAtOnceAndStopsPromptly) {
   ASSERT_TRUE(sampler->Start().ok());
   ASSERT_TRUE(sampler->Start().ok());  // idempotent
   ASSERT_TRUE(api_->WaitForRulesCalls(1));
-  // Named, for top -H, perf and gdb.
-  int named = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(entry.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name == "xraysink-rules") ++named;
-  }
-  EXPECT_EQ(named, 1);
+  EXPECT_EQ(::xraysink::core::testing::CountThreadsNamed("xraysink-rules"),
+            1);  // for top -H, perf and gdb
   // Stop waits for the poll in flight, then ends the poller's 10-s wait for the next step.
   sampler->Stop();
   sampler->Stop();

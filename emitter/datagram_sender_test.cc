@@ -4,8 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -18,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "core/entity.h"
 #include "core/serialization.h"
+#include "core/testing/threads.h"
 #include "emitter/testing/udp_receiver.h"
 
 namespace xraysink::emitter {
@@ -269,25 +268,15 @@ TEST(DatagramSenderTest, SerializesDocumentsOnTheSenderThread) {
 
 // The sender thread is named, so that top -H, perf and gdb show whose it is.
 TEST(DatagramSenderTest, SenderThreadIsNamed) {
-  const auto named = [] {
-    int count = 0;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(entry.path() / "comm");
-      std::string name;
-      std::getline(comm, name);
-      if (name == "xraysink-send") ++count;
-    }
-    return count;
-  };
-  const int before = named();
+  const int before = core::testing::CountThreadsNamed("xraysink-send");
   UdpReceiver receiver;
   auto sender = NewSender(receiver.endpoint());
   ASSERT_NE(sender, nullptr);
   ASSERT_TRUE(sender->Enqueue("x"));
   ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));  // the thread has started
-  EXPECT_EQ(named(), before + 1);
+  EXPECT_EQ(core::testing::CountThreadsNamed("xraysink-send"), before + 1);
   sender.reset();
-  EXPECT_EQ(named(), before);
+  EXPECT_EQ(core::testing::CountThreadsNamed("xraysink-send"), before);
 }
 
 // A sender that is behind (more queued than caller_serializes_above) has the enqueueing threads
