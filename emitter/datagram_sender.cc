@@ -196,7 +196,9 @@ class DatagramSender::State {
     // up) is not woken: it wakes on its own within batch_delay.
     if (parked_.load(std::memory_order_seq_cst)) WakeSender();
     if (caller_serializes_above_ != 0 && position % kBacklogCheckInterval == 0) {
-      const bool behind = position + 1 - queue_.popped() > caller_serializes_above_;
+      // Other producers' items may have been pushed and popped since ours: no backlog then.
+      const uint64_t popped = queue_.popped();
+      const bool behind = popped < position + 1 && position + 1 - popped > caller_serializes_above_;
       if (behind != behind_.load(std::memory_order_relaxed)) {
         behind_.store(behind, std::memory_order_relaxed);
       }
@@ -210,7 +212,10 @@ class DatagramSender::State {
   // The sender thread is behind: this thread turns the document into datagrams, queues them,
   // and lets go of the segment here, where its memory was allocated.
   bool PushSerialized(core::DocumentRef document) {
-    thread_local std::vector<std::string> datagrams;
+    // The thread's buffer, taken rather than used in place: letting go of retired items while
+    // queueing must not find it half-iterated if that ever queued again on this thread.
+    thread_local std::vector<std::string> reused;
+    std::vector<std::string> datagrams = std::move(reused);
     datagrams.clear();
     core::SerializationStats counts;
     core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, counts);
@@ -231,6 +236,7 @@ class DatagramSender::State {
       all_queued = PushItem(Item(std::move(datagram))) && all_queued;
     }
     datagrams.clear();
+    reused = std::move(datagrams);
     return all_queued;
   }
 
