@@ -1,10 +1,14 @@
 // End to end: the real demo binary (//tools:demo) serving real HTTP requests on 127.0.0.1, its
 // segments sent over real UDP to a FakeDaemon, and its shutdown on SIGTERM; with either
 // framework.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -41,6 +45,7 @@ namespace {
 using integration_tests::FakeDaemon;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // How long each step may take: generous, for the sanitizer builds; passing runs take far less.
@@ -436,6 +441,26 @@ INSTANTIATE_TEST_SUITE_P(Frameworks, DemoTest, ::testing::Values("httplib", "bea
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
+
+// A port another socket listens on: the demo says so on stderr and exits 1, before it serves.
+TEST_P(DemoTest, APortInUseFailsWithAMessage) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string port = std::to_string(ntohs(address.sin_port));
+
+  DemoProcess demo({"--framework", GetParam(), "--port", port}, "127.0.0.1:9");
+  EXPECT_EQ(demo.Wait(absl::Now() + kStepTimeout), 1);
+  EXPECT_THAT(demo.out(), Not(HasSubstr("listening on")));
+  EXPECT_THAT(demo.err(), HasSubstr("demo: cannot listen on 127.0.0.1:" + port));
+  close(listener);
+}
 
 TEST(DemoFlagsTest, BadFlagsFailWithAMessage) {
   struct Case {
