@@ -17,7 +17,9 @@ namespace xraysink::core::internal {
 // growth bounds to the size of the final one.
 //
 // Thread-safe: the flows of one segment may allocate at the same time. Nothing is allocated
-// until first use (an unsampled segment never allocates).
+// until first use: an unsampled segment takes memory only for the subsegments begun under it
+// (outgoing calls propagate their ids) and for an `http()` block someone asks for; its
+// annotations and metadata are ignored.
 class SegmentArena final : public std::pmr::memory_resource {
  public:
   SegmentArena() = default;
