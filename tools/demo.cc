@@ -83,8 +83,10 @@ struct Flags {
   std::vector<std::string> client_paths;
 };
 
+// Every line goes to stderr in one write (one StrCat): the demo's threads log there too, and
+// a line written piecewise can be cut in two by another thread's.
 int UsageError(const std::string& message) {
-  std::cerr << "demo: " << message << "\n\n" << kUsage;
+  std::cerr << absl::StrCat("demo: ", message, "\n\n", kUsage);
   return 2;
 }
 
@@ -191,13 +193,13 @@ int ServeHttplib(const Flags& flags, Routes& routes, asio::io_context& io) {
                        ? server.bind_to_any_port("127.0.0.1")
                        : (server.bind_to_port("127.0.0.1", flags.port) ? flags.port : -1);
   if (port < 0) {
-    std::cerr << "demo: cannot listen on 127.0.0.1:" << flags.port << " (port taken?)\n";
+    std::cerr << absl::StrCat("demo: cannot listen on 127.0.0.1:", flags.port, " (port taken?)\n");
     return 1;
   }
   std::cout << "listening on " << port << std::endl;
   const bool served = xraysink::tools::ListenUntilStopSignal(server);
   if (!served) {
-    std::cerr << "demo: accepting connections on 127.0.0.1:" << port << " failed\n";
+    std::cerr << absl::StrCat("demo: accepting connections on 127.0.0.1:", port, " failed\n");
     return 1;
   }
   return 0;
@@ -216,8 +218,8 @@ int ServeBeast(const Flags& flags, Routes& routes, asio::io_context& io) {
   if (!error) acceptor.bind(endpoint, error);
   if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
   if (error) {
-    std::cerr << "demo: cannot listen on 127.0.0.1:" << flags.port << ": " << error.message()
-              << "\n";
+    std::cerr << absl::StrCat("demo: cannot listen on 127.0.0.1:", flags.port, ": ",
+                              error.message(), "\n");
     return 1;
   }
   std::cout << "listening on " << acceptor.local_endpoint().port() << std::endl;
@@ -261,7 +263,7 @@ int main(int argc, char** argv) {
   options.centralized_sampling = flags->centralized_sampling;
   absl::StatusOr<std::unique_ptr<xraysink::Tracing>> tracing = xraysink::Configure(options);
   if (!tracing.ok()) {
-    std::cerr << "demo: " << tracing.status().message() << "\n";
+    std::cerr << absl::StrCat("demo: ", tracing.status().message(), "\n");
     return 1;
   }
 
@@ -281,10 +283,10 @@ int main(int argc, char** argv) {
   // What reached the socket and what did not: nothing is dropped silently.
   (*tracing)->emitter().Flush(absl::Now() + absl::Seconds(2));
   const auto sent = (*tracing)->emitter().stats();
-  std::cerr << "demo: " << (*tracing)->recorder().stats().segments_sent << " segments sent, "
-            << sent.sent << " datagrams sent, dropped: " << sent.dropped_queue_full
-            << " queue full, " << sent.send_errors << " send errors, "
-            << sent.serialization.dropped_documents << " too big, " << sent.dropped_closed
-            << " after close\n";
+  std::cerr << absl::StrCat(
+      "demo: ", (*tracing)->recorder().stats().segments_sent, " segments sent, ", sent.sent,
+      " datagrams sent, dropped: ", sent.dropped_queue_full, " queue full, ", sent.send_errors,
+      " send errors, ", sent.serialization.dropped_documents, " too big, ", sent.dropped_closed,
+      " after close\n");
   return result;
 }

@@ -25,7 +25,11 @@ using namespace std::chrono_literals;
 
 // A log line carrying the trace id, as the logs package links logs to traces.
 void Log(std::string_view message) {
-  std::cerr << "[" << logs::FormatTraceId(logs::CurrentTraceIds()) << "] " << message << "\n";
+  // One write per line: the demo's threads log concurrently.
+  std::string line = "[";
+  line.append(logs::FormatTraceId(logs::CurrentTraceIds())).append("] ").append(message);
+  line.push_back('\n');
+  std::cerr << line;
 }
 
 // A step that takes a while: a subsegment around a timer wait.
