@@ -222,15 +222,9 @@ class DatagramSender::State {
     document = core::DocumentRef();
     serialized_by_callers_.fetch_add(1, std::memory_order_relaxed);
     caller_documents_.fetch_add(counts.documents, std::memory_order_relaxed);
-    if (counts.split_documents != 0) {
-      caller_split_.fetch_add(counts.split_documents, std::memory_order_relaxed);
-    }
-    if (counts.trimmed_documents != 0) {
-      caller_trimmed_.fetch_add(counts.trimmed_documents, std::memory_order_relaxed);
-    }
-    if (counts.dropped_documents != 0) {
-      caller_dropped_.fetch_add(counts.dropped_documents, std::memory_order_relaxed);
-    }
+    caller_split_.fetch_add(counts.split_documents, std::memory_order_relaxed);
+    caller_trimmed_.fetch_add(counts.trimmed_documents, std::memory_order_relaxed);
+    caller_dropped_.fetch_add(counts.dropped_documents, std::memory_order_relaxed);
     bool all_queued = true;
     for (std::string& datagram : datagrams) {
       all_queued = PushItem(Item(std::move(datagram))) && all_queued;

@@ -56,18 +56,20 @@ class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
 
   // A number already formatted as JSON.
   bool RawNumber(const char* text, size_t length) {
-    Prefix(rapidjson::kNumberType);
-    std::memcpy(os_->Push(length), text, length);
-    return EndValue(true);
+    return Raw(rapidjson::kNumberType, text, length);
   }
   // A value already written as valid JSON (RapidJSON's RawValue transcodes it byte by byte).
   bool RawJson(const char* text, size_t length) {
-    Prefix(rapidjson::kObjectType);
+    return Raw(rapidjson::kObjectType, text, length);
+  }
+
+ private:
+  bool Raw(rapidjson::Type type, const char* text, size_t length) {
+    Prefix(type);
     std::memcpy(os_->Push(length), text, length);
     return EndValue(true);
   }
 
- private:
   // Most runs are short (keys, ids, names): a call to memcpy costs more than copying them.
   static char* Copy(char* out, const char* from, size_t length) {
     if (length > 32) {
