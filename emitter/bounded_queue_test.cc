@@ -38,6 +38,24 @@ TEST(BoundedQueueTest, FailedPushLeavesTheValueToTheCaller) {
 }
 
 // Many producers and many consumers: every item comes out exactly once.
+// A producer asks about its own item after others may have popped past it: that is no backlog,
+// never an unsigned wrap-around read as a huge one.
+TEST(BoundedQueueTest, BacklogAtCountsUpToTheItemAndIsZeroOncePoppedPast) {
+  BoundedQueue<int> queue(8);
+  uint64_t positions[4];
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(queue.TryPush(int{i}, &positions[i]));
+  EXPECT_EQ(positions[0], 0u);
+  EXPECT_EQ(positions[3], 3u);
+  EXPECT_EQ(queue.BacklogAt(positions[3]), 4u);
+  EXPECT_EQ(queue.BacklogAt(positions[1]), 2u);
+  int out = -1;
+  ASSERT_TRUE(queue.TryPop(out));
+  ASSERT_TRUE(queue.TryPop(out));
+  EXPECT_EQ(queue.BacklogAt(positions[3]), 2u);
+  EXPECT_EQ(queue.BacklogAt(positions[1]), 0u);
+  EXPECT_EQ(queue.BacklogAt(positions[0]), 0u);
+}
+
 TEST(BoundedQueueTest, ManyProducersAndConsumersSeeEachItemOnce) {
   constexpr int kProducers = 4;
   constexpr int kConsumers = 3;

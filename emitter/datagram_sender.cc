@@ -196,9 +196,7 @@ class DatagramSender::State {
     // up) is not woken: it wakes on its own within batch_delay.
     if (parked_.load(std::memory_order_seq_cst)) WakeSender();
     if (caller_serializes_above_ != 0 && position % kBacklogCheckInterval == 0) {
-      // Other producers' items may have been pushed and popped since ours: no backlog then.
-      const uint64_t popped = queue_.popped();
-      const bool behind = popped < position + 1 && position + 1 - popped > caller_serializes_above_;
+      const bool behind = queue_.BacklogAt(position) > caller_serializes_above_;
       if (behind != behind_.load(std::memory_order_relaxed)) {
         behind_.store(behind, std::memory_order_relaxed);
       }

@@ -126,7 +126,7 @@ TEST_F(UdpEmitterTest, EnvironmentAddressWinsAndRawDatagramsGoAsGiven) {
   EXPECT_EQ(receiver_.Receive(1), std::vector<std::string>{raw});
 }
 
-TEST_F(UdpEmitterTest, BadAddressesAreConfigurationErrors) {
+TEST_F(UdpEmitterTest, BadAddressesAndOptionsAreConfigurationErrors) {
   EmitterOptions options;
   options.daemon_address = "127.0.0.1";  // no port
   absl::Status status = UdpEmitter::Create(options).status();
@@ -135,6 +135,13 @@ TEST_F(UdpEmitterTest, BadAddressesAreConfigurationErrors) {
   options.daemon_address = "127.0.0.1:2000";
   options.queue_capacity = 0;
   EXPECT_EQ(UdpEmitter::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // The sender's options are the emitter's: the sender checks them.
+  options.queue_capacity = EmitterOptions{}.queue_capacity;
+  options.batch_delay = absl::Milliseconds(-1);
+  status = UdpEmitter::Create(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("batch delay"), absl::string_view::npos) << status;
 
   setenv("AWS_XRAY_DAEMON_ADDRESS", "udp:127.0.0.1:2000", 1);
   status = UdpEmitter::Create().status();

@@ -83,6 +83,12 @@ class BoundedQueue {
   uint64_t pushed() const { return tail_.load(std::memory_order_acquire); }
   // Items ever popped. pushed() - popped() is the backlog, approximate while others work on it.
   uint64_t popped() const { return head_.load(std::memory_order_relaxed); }
+  // Items still queued up to and including the one pushed at `position` (see TryPush): 0 once
+  // consumers have popped past it, which they may have done by the time a producer asks.
+  uint64_t BacklogAt(uint64_t position) const {
+    const uint64_t popped_now = popped();
+    return popped_now > position ? 0 : position + 1 - popped_now;
+  }
 
  private:
   struct Cell {
