@@ -14,11 +14,6 @@ namespace {
 constexpr size_t kFirstBlockBytes = 2048;
 constexpr size_t kLargestBlockBytes = 64 * 1024;
 
-char* AlignUp(char* p, size_t alignment) {
-  const auto address = reinterpret_cast<uintptr_t>(p);
-  return reinterpret_cast<char*>((address + alignment - 1) & ~(uintptr_t{alignment} - 1));
-}
-
 }  // namespace
 
 struct SegmentArena::Block {
@@ -27,32 +22,35 @@ struct SegmentArena::Block {
 };
 
 SegmentArena::~SegmentArena() {
-  for (Block* block = blocks_; block != nullptr;) {
-    Block* next = block->next;
-    ::operator delete(block, block->bytes);
-    block = next;
-  }
+  owned_.Free();
+  std::lock_guard<SpinLock> lock(mu_);
+  shared_.Free();
 }
 
 size_t SegmentArena::reserved_bytes() const {
   std::lock_guard<SpinLock> lock(mu_);
-  return reserved_;
+  return owned_.reserved + shared_.reserved;
 }
 
 void* SegmentArena::do_allocate(size_t bytes, size_t alignment) {
+  if (pthread_equal(pthread_self(), owner_)) return owned_.Allocate(bytes, alignment);
   std::lock_guard<SpinLock> lock(mu_);
-  char* start = AlignUp(next_, alignment);
-  if (next_ != nullptr && start + bytes <= end_) {
-    next_ = start + bytes;
-    return start;
-  }
-  return AllocateSlow(bytes, alignment);
+  return shared_.Allocate(bytes, alignment);
 }
 
-void* SegmentArena::AllocateSlow(size_t bytes, size_t alignment) {
+void SegmentArena::Chain::Free() {
+  for (Block* block = blocks; block != nullptr;) {
+    Block* following = block->next;
+    ::operator delete(block, block->bytes);
+    block = following;
+  }
+  blocks = nullptr;
+}
+
+void* SegmentArena::Chain::AllocateSlow(size_t bytes, size_t alignment) {
   const size_t header = (sizeof(Block) + alignment - 1) & ~(alignment - 1);
   const size_t needed = header + bytes;
-  const size_t standard = next_block_size_ == 0 ? kFirstBlockBytes : next_block_size_;
+  const size_t standard = next_block_size == 0 ? kFirstBlockBytes : next_block_size;
   const bool oversize = needed > standard;
   const size_t block_bytes = oversize ? needed : standard;
   // Plain operator new aligns to __STDCPP_DEFAULT_NEW_ALIGNMENT__: enough for every type the
@@ -62,24 +60,24 @@ void* SegmentArena::AllocateSlow(size_t bytes, size_t alignment) {
       alignment > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? block_bytes + alignment : block_bytes;
   auto* block = static_cast<Block*>(::operator new(padded));
   block->bytes = padded;
-  reserved_ += padded;
+  reserved += padded;
   char* const data = AlignUp(reinterpret_cast<char*>(block) + sizeof(Block), alignment);
   if (oversize) {
     // Kept behind the current block so that its free space stays in use.
-    if (blocks_ == nullptr) {
+    if (blocks == nullptr) {
       block->next = nullptr;
-      blocks_ = block;
+      blocks = block;
     } else {
-      block->next = blocks_->next;
-      blocks_->next = block;
+      block->next = blocks->next;
+      blocks->next = block;
     }
     return data;
   }
-  block->next = blocks_;
-  blocks_ = block;
-  next_ = data + bytes;
-  end_ = reinterpret_cast<char*>(block) + padded;
-  next_block_size_ = std::min(2 * standard, kLargestBlockBytes);
+  block->next = blocks;
+  blocks = block;
+  next = data + bytes;
+  end = reinterpret_cast<char*>(block) + padded;
+  next_block_size = std::min(2 * standard, kLargestBlockBytes);
   return data;
 }
 
