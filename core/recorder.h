@@ -121,7 +121,7 @@ class Recorder {
   const std::shared_ptr<Sampler> sampler_;
   const std::shared_ptr<const SegmentSettings> settings_;
   const std::shared_ptr<EntityCounters> counters_;
-  std::atomic<uint64_t> segments_begun_{0};
+  std::atomic<uint64_t> segments_sampled_{0};
   std::atomic<uint64_t> segments_unsampled_{0};
   std::atomic<uint64_t> context_missing_count_{0};
 };

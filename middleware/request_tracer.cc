@@ -153,8 +153,8 @@ void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
 void TracedRequest::End() {
   if (finished_ || context_.segment() == nullptr) return;
   finished_ = true;
-  std::shared_ptr<core::Segment> segment = context_.segment_ptr();
-  segment->End();
+  // context_ keeps the segment alive through End().
+  context_.segment()->End();
 }
 
 }  // namespace xraysink::middleware
