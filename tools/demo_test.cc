@@ -37,8 +37,6 @@
 #include "tools/local_daemon/trace.h"
 #include "tools/testing/child_process.h"
 
-extern char** environ;
-
 namespace xraysink::tools {
 namespace {
 
@@ -74,26 +72,6 @@ class DemoProcess : public testing::ChildProcess {
   DemoProcess(std::vector<std::string> args, const std::string& daemon_address)
       : ChildProcess(Argv(std::move(args)), Env(daemon_address)) {}
 
-  // The port of the first stdout line, "listening on PORT"; 0 (and a failure) when the first
-  // line is something else or none came by `deadline`.
-  uint16_t ListeningPort(absl::Time deadline) {
-    const auto has_a_line = [](const std::string& out, const std::string&) {
-      return out.find('\n') != std::string::npos;
-    };
-    WaitFor(has_a_line, deadline);
-    const std::string out = this->out();
-    const std::string line = out.substr(0, out.find('\n'));
-    uint32_t port = 0;
-    if (!absl::StartsWith(line, "listening on ") ||
-        !absl::SimpleAtoi(line.substr(sizeof("listening on ") - 1), &port) || port == 0 ||
-        port > 65535) {
-      ADD_FAILURE() << "expected 'listening on PORT' first, got stdout: " << out
-                    << "\nstderr: " << err();
-      return 0;
-    }
-    return static_cast<uint16_t>(port);
-  }
-
  private:
   static std::vector<std::string> Argv(std::vector<std::string> args) {
     args.insert(args.begin(), Runfile("tools/demo"));
@@ -101,13 +79,7 @@ class DemoProcess : public testing::ChildProcess {
   }
 
   static Environment Env(const std::string& daemon_address) {
-    Environment env;
-    for (char** var = environ; *var != nullptr; ++var) {
-      const absl::string_view entry(*var);
-      if (absl::StartsWith(entry, "AWS_XRAY_")) {
-        env[std::string(entry.substr(0, entry.find('=')))] = std::nullopt;
-      }
-    }
+    Environment env = testing::WithoutVariables("AWS_XRAY_");
     env["AWS_XRAY_DAEMON_ADDRESS"] = daemon_address;
     return env;
   }

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -147,6 +149,24 @@ void ChildProcess::Signal(int signal) {
   if (pid_ > 0 && !reaped_) kill(pid_, signal);
 }
 
+uint16_t ChildProcess::ListeningPort(absl::Time deadline) {
+  const auto has_a_line = [](const std::string& out, const std::string&) {
+    return out.find('\n') != std::string::npos;
+  };
+  WaitFor(has_a_line, deadline);
+  const std::string out = this->out();
+  const std::string line = out.substr(0, out.find('\n'));
+  uint32_t port = 0;
+  if (!absl::StartsWith(line, "listening on ") ||
+      !absl::SimpleAtoi(line.substr(sizeof("listening on ") - 1), &port) || port == 0 ||
+      port > 65535) {
+    ADD_FAILURE() << name_ << ": expected 'listening on PORT' first, got stdout: " << out
+                  << "\nstderr: " << err();
+    return 0;
+  }
+  return static_cast<uint16_t>(port);
+}
+
 std::optional<int> ChildProcess::Wait(absl::Time deadline) {
   if (pid_ <= 0 || reaped_) return exit_code_;
   bool finished = false;
@@ -223,6 +243,17 @@ int ChildProcess::Reap() {
   // The child is gone, so its outputs close and the reader returns.
   if (reader_.joinable()) reader_.join();
   return status;
+}
+
+ChildProcess::Environment WithoutVariables(std::string_view prefix) {
+  ChildProcess::Environment env;
+  for (char** var = environ; *var != nullptr; ++var) {
+    const std::string_view entry(*var);
+    if (entry.substr(0, prefix.size()) == prefix) {
+      env[std::string(entry.substr(0, entry.find('=')))] = std::nullopt;
+    }
+  }
+  return env;
 }
 
 }  // namespace xraysink::tools::testing

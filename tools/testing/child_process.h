@@ -4,11 +4,13 @@
 #include <sys/types.h>
 
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -47,6 +49,10 @@ class ChildProcess {
   // the output lock held: it must not call out() or err().
   bool WaitFor(const OutputPredicate& done, absl::Time deadline);
 
+  // The port of the first stdout line, "listening on PORT" (the tools' servers all start so);
+  // 0, and a test failure, when the first line is something else or none came by `deadline`.
+  uint16_t ListeningPort(absl::Time deadline);
+
   // Sends `signal`; nothing once the child has been reaped, as its pid may be reused.
   void Signal(int signal);
 
@@ -83,6 +89,10 @@ class ChildProcess {
   bool exited_ = true;
   std::string output_[2];
 };
+
+// The test's environment variables whose names start with `prefix`, removed: e.g. "AWS_XRAY_",
+// so that a developer's settings do not change what a tool under test does.
+ChildProcess::Environment WithoutVariables(std::string_view prefix);
 
 }  // namespace xraysink::tools::testing
 

@@ -1,0 +1,155 @@
+// The benchmark tools whose figures docs/PERFORMANCE.md quotes, run for real and briefly: their
+// counts add up (every datagram emit_load sends is received; the traced hello server sends one
+// segment per request, and the sink receives them all), and bad arguments get a message and a
+// non-zero exit. Throughput is not asserted here: speed is the benchmarks' business.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "rapidjson/document.h"
+#include "tools/testing/child_process.h"
+
+namespace xraysink::tools {
+namespace {
+
+using testing::ChildProcess;
+using ::testing::HasSubstr;
+
+// How long each step may take: generous, for the sanitizer builds.
+constexpr absl::Duration kStepTimeout = absl::Seconds(60);
+
+std::string Tool(const std::string& name) {
+  return (std::filesystem::path(std::getenv("TEST_SRCDIR")) / std::getenv("TEST_WORKSPACE") /
+          "tools/bench" / name)
+      .string();
+}
+
+// The command line of a tool with `args`.
+std::vector<std::string> Argv(const std::string& tool, std::vector<std::string> args) {
+  args.insert(args.begin(), Tool(tool));
+  return args;
+}
+
+// The JSON object on the last line of `out`; a failure when there is none.
+rapidjson::Document LastJsonLine(const std::string& out) {
+  std::string text = out;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  rapidjson::Document document;
+  document.Parse(text.substr(text.rfind('\n') + 1).c_str());
+  EXPECT_TRUE(!document.HasParseError() && document.IsObject()) << "no JSON line in: " << out;
+  if (document.HasParseError()) document.SetObject();
+  return document;
+}
+
+// A member of a JSON object as an unsigned count; -1 when it is missing or not one.
+int64_t Count(const rapidjson::Value& object, const char* name) {
+  const auto member = object.FindMember(name);
+  if (member == object.MemberEnd() || !member->value.IsUint64()) return -1;
+  return static_cast<int64_t>(member->value.GetUint64());
+}
+
+TEST(BenchToolsTest, EmitLoadReceivesEveryDatagramItSends) {
+  for (const bool raw : {false, true}) {
+    std::vector<std::string> args = {"300", "4", "--json"};
+    if (raw) args.push_back("--raw");
+    ChildProcess emit_load(Argv("emit_load", args), testing::WithoutVariables("AWS_XRAY_"));
+    ASSERT_EQ(emit_load.Wait(absl::Now() + kStepTimeout), 0) << emit_load.err();
+    const rapidjson::Document result = LastJsonLine(emit_load.out());
+    EXPECT_EQ(Count(result, "N"), 300) << emit_load.out();
+    EXPECT_EQ(Count(result, "K"), 4);
+    EXPECT_EQ(Count(result, "expected_datagrams"), 300);
+    EXPECT_EQ(Count(result, "datagrams_received"), 300) << "raw: " << raw;
+    EXPECT_GT(Count(result, "avg_datagram_bytes"), 500) << "raw: " << raw;
+  }
+}
+
+TEST(BenchToolsTest, EmitLoadRejectsBadArguments) {
+  ChildProcess zero(Argv("emit_load", {"0", "10"}), testing::WithoutVariables("AWS_XRAY_"));
+  EXPECT_EQ(zero.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(zero.err(), HasSubstr("N must be > 0"));
+  ChildProcess unknown(Argv("emit_load", {"--fast"}), testing::WithoutVariables("AWS_XRAY_"));
+  EXPECT_EQ(unknown.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(unknown.err(), HasSubstr("usage: emit_load"));
+}
+
+// The environment of a hello server. Debian's libcpp-httplib is not built with TSan, and under
+// keep-alive load TSan reports a race between two of its worker threads inside it (a memcpy and a
+// memcmp the library calls), with or without our middleware: under TSan, reports from the
+// interceptors the library calls are suppressed. Our code on its threads is still checked.
+ChildProcess::Environment HelloServerEnvironment() {
+  ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
+  const std::string suppressions =
+      (std::filesystem::path(std::getenv("TEST_TMPDIR")) / "httplib_tsan.supp").string();
+  std::ofstream(suppressions) << "called_from_lib:libcpp-httplib.so\n";
+  const char* options = std::getenv("TSAN_OPTIONS");
+  env["TSAN_OPTIONS"] =
+      absl::StrCat(options == nullptr ? "" : options, ":suppressions=", suppressions);
+  return env;
+}
+
+// What run_http_bench.sh relies on, per framework: a traced hello server under http_load's load
+// answers every request, sends one segment per request (every request sampled), and the UDP
+// sink counts each of them when stopped.
+class HelloServerTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(HelloServerTest, TracedServerSendsOneSegmentPerRequestAndTheSinkCountsThemAll) {
+  const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
+  ChildProcess sink(Argv("http_load", {"--udp-sink"}), env);
+  const uint16_t sink_port = sink.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(sink_port, 0);
+  ChildProcess server(
+      Argv("http_hello", {"--framework", GetParam(), "--traced", "1", "--port", "0", "--daemon",
+                          absl::StrCat("127.0.0.1:", sink_port), "--sampling", "all"}),
+      HelloServerEnvironment());
+  const uint16_t port = server.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(port, 0);
+
+  ChildProcess load(
+      Argv("http_load", {"--url", absl::StrCat("http://127.0.0.1:", port, "/hello"),
+                         "--connections", "4", "--duration-s", "0.3", "--warmup-s", "0"}),
+      env);
+  ASSERT_EQ(load.Wait(absl::Now() + kStepTimeout), 0) << load.err();
+  const rapidjson::Document load_result = LastJsonLine(load.out());
+  EXPECT_GT(Count(load_result, "requests"), 0) << load.out();
+  EXPECT_EQ(Count(load_result, "errors"), 0) << load.out();
+
+  // Stopped in run_http_bench.sh's order: the server flushes its segments, then the sink drains
+  // its socket.
+  server.Signal(SIGTERM);
+  ASSERT_EQ(server.Wait(absl::Now() + kStepTimeout), 0) << server.err();
+  const rapidjson::Document counters = LastJsonLine(server.out());
+  const int64_t requests = Count(counters, "requests");
+  EXPECT_GE(requests, Count(load_result, "requests")) << server.out();
+  EXPECT_EQ(Count(counters, "segments_sent"), requests) << server.out();
+  EXPECT_EQ(Count(counters, "datagrams_sent"), requests) << server.out();
+  EXPECT_EQ(Count(counters, "dropped"), 0) << server.out();
+  sink.Signal(SIGTERM);
+  ASSERT_EQ(sink.Wait(absl::Now() + kStepTimeout), 0) << sink.err();
+  EXPECT_EQ(Count(LastJsonLine(sink.out()), "datagrams"), requests) << sink.out();
+}
+
+INSTANTIATE_TEST_SUITE_P(Frameworks, HelloServerTest, ::testing::Values("httplib", "beast"));
+
+TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
+  const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
+  ChildProcess server(Argv("http_hello", {"--framework", "nginx", "--traced", "0"}), env);
+  EXPECT_EQ(server.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(server.err(), HasSubstr("usage: http_hello"));
+  ChildProcess load(Argv("http_load", {"--url", "ftp://127.0.0.1/"}), env);
+  EXPECT_EQ(load.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(load.err(), HasSubstr("usage: http_load"));
+}
+
+}  // namespace
+}  // namespace xraysink::tools
