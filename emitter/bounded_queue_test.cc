@@ -37,7 +37,6 @@ TEST(BoundedQueueTest, FailedPushLeavesTheValueToTheCaller) {
   EXPECT_EQ(*value, 3);
 }
 
-// Many producers and many consumers: every item comes out exactly once.
 // A producer asks about its own item after others may have popped past it: that is no backlog,
 // never an unsigned wrap-around read as a huge one.
 TEST(BoundedQueueTest, BacklogAtCountsUpToTheItemAndIsZeroOncePoppedPast) {
@@ -56,6 +55,7 @@ TEST(BoundedQueueTest, BacklogAtCountsUpToTheItemAndIsZeroOncePoppedPast) {
   EXPECT_EQ(queue.BacklogAt(positions[0]), 0u);
 }
 
+// Many producers and many consumers: every item comes out exactly once.
 TEST(BoundedQueueTest, ManyProducersAndConsumersSeeEachItemOnce) {
   constexpr int kProducers = 4;
   constexpr int kConsumers = 3;

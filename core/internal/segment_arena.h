@@ -33,8 +33,8 @@ class SegmentArena final : public std::pmr::memory_resource {
   SegmentArena& operator=(const SegmentArena&) = delete;
   ~SegmentArena() override;
 
-  // Bytes obtained from the heap so far (blocks, headers included). Exact only while no other
-  // thread allocates.
+  // Bytes obtained from the heap so far (blocks, headers included). Call it on the thread that
+  // created the arena, or while no thread allocates: the creating thread's blocks are unlocked.
   size_t reserved_bytes() const;
 
  private:
