@@ -151,5 +151,19 @@ TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
   EXPECT_THAT(load.err(), HasSubstr("usage: http_load"));
 }
 
+// The scripts check their arguments before building anything.
+TEST(BenchToolsTest, ScriptsRejectBadArguments) {
+  const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
+  ChildProcess http_bench({"/bin/bash", Tool("run_http_bench.sh"), "--sampling", "half"}, env);
+  EXPECT_EQ(http_bench.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(http_bench.err(), HasSubstr("bad --sampling 'half'"));
+  ChildProcess server_cpu({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"}, env);
+  EXPECT_EQ(server_cpu.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(server_cpu.err(), HasSubstr("bad --baseline 'nothing'"));
+  ChildProcess unknown({"/bin/bash", Tool("server_cpu.sh"), "--fast", "1"}, env);
+  EXPECT_EQ(unknown.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(unknown.err(), HasSubstr("tools/bench/server_cpu.sh"));
+}
+
 }  // namespace
 }  // namespace xraysink::tools
