@@ -524,8 +524,14 @@ const Entity& Root(const DocumentRef& document) {
   return *document.segment;
 }
 
-void AppendDatagram(const rapidjson::StringBuffer& buffer, std::vector<std::string>& out) {
+void AppendDatagram(const rapidjson::StringBuffer& buffer, std::vector<std::string>& out,
+                    std::vector<std::string>* spare) {
   std::string datagram;
+  if (spare != nullptr && !spare->empty()) {
+    datagram = std::move(spare->back());
+    spare->pop_back();
+    datagram.clear();
+  }
   datagram.reserve(sizeof(kDaemonHeader) - 1 + buffer.GetSize());
   datagram.append(kDaemonHeader, sizeof(kDaemonHeader) - 1);
   datagram.append(buffer.GetString(), buffer.GetSize());
@@ -534,11 +540,12 @@ void AppendDatagram(const rapidjson::StringBuffer& buffer, std::vector<std::stri
 
 // Emits `document` in as many datagrams as it takes (tree locked).
 void DatagramsLocked(const DocumentRef& document, size_t max_bytes, rapidjson::StringBuffer& buffer,
-                     std::vector<std::string>& out, SerializationStats& stats) {
+                     std::vector<std::string>& out, SerializationStats& stats,
+                     std::vector<std::string>* spare) {
   const size_t header = sizeof(kDaemonHeader) - 1;
   WriteLocked(document, Shape{}, buffer);
   if (header + buffer.GetSize() <= max_bytes) {
-    AppendDatagram(buffer, out);
+    AppendDatagram(buffer, out, spare);
     ++stats.documents;
     return;
   }
@@ -547,7 +554,8 @@ void DatagramsLocked(const DocumentRef& document, size_t max_bytes, rapidjson::S
   for (const auto& child : Root(document).children()) {
     if (child->streamed() || child->detached()) continue;
     split = true;
-    DatagramsLocked(DocumentRef{document.segment, child.get()}, max_bytes, buffer, out, stats);
+    DatagramsLocked(DocumentRef{document.segment, child.get()}, max_bytes, buffer, out, stats,
+                    spare);
   }
   if (split) ++stats.split_documents;
   WriteLocked(document, Shape{.children = false}, buffer);
@@ -559,7 +567,7 @@ void DatagramsLocked(const DocumentRef& document, size_t max_bytes, rapidjson::S
       return;
     }
   }
-  AppendDatagram(buffer, out);
+  AppendDatagram(buffer, out, spare);
   ++stats.documents;
 }
 
@@ -572,10 +580,11 @@ std::string SerializeDocument(const DocumentRef& document) {
 }
 
 void SerializeDatagrams(const DocumentRef& document, size_t max_bytes,
-                        std::vector<std::string>& out, SerializationStats& stats) {
+                        std::vector<std::string>& out, SerializationStats& stats,
+                        std::vector<std::string>* spare) {
   thread_local rapidjson::StringBuffer buffer;
   document.segment->WithTreeLocked(
-      [&] { DatagramsLocked(document, max_bytes, buffer, out, stats); });
+      [&] { DatagramsLocked(document, max_bytes, buffer, out, stats, spare); });
   if (buffer.GetSize() > (1 << 20)) buffer.ShrinkToFit();
 }
 

@@ -18,7 +18,7 @@ inline constexpr size_t kMaxDatagramBytes = 65507;
 // What serialization had to cut to make documents fit.
 struct SerializationStats {
   uint64_t documents = 0;
-  uint64_t split_documents = 0;  // oversize documents sent as several
+  uint64_t split_documents = 0;    // oversize documents sent as several
   uint64_t trimmed_documents = 0;  // documents that lost metadata, stacks or strings
   uint64_t dropped_documents = 0;  // could not be made to fit at all
 };
@@ -32,9 +32,12 @@ std::string SerializeDocument(const DocumentRef& document);
 // Produces the datagrams (header line + document) for one document, each at most `max_bytes`:
 // an oversize segment is split into several documents (completed subtrees sent as independent
 // subsegments), then trimmed (metadata, stacks, long strings dropped, `truncated` marked) as a
-// last resort. Appends to `out`; updates `stats`.
+// last resort. Appends to `out`; updates `stats`. Strings in `spare` (datagrams already sent, say)
+// are taken and refilled before any new one is allocated: a datagram is a few KB, above the
+// sizes malloc keeps per-thread caches for.
 void SerializeDatagrams(const DocumentRef& document, size_t max_bytes,
-                        std::vector<std::string>& out, SerializationStats& stats);
+                        std::vector<std::string>& out, SerializationStats& stats,
+                        std::vector<std::string>* spare = nullptr);
 
 }  // namespace xraysink::core
 

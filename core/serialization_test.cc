@@ -446,5 +446,26 @@ TEST(SerializationTest, OversizeSingleEntityIsTrimmedOrDropped) {
   EXPECT_EQ(stats.dropped_documents, 1u);
 }
 
+// Spare strings (datagrams already sent) are refilled, their memory reused, and hold exactly
+// what a fresh datagram would.
+TEST(SerializationTest, DatagramsReuseSpareStrings) {
+  auto segment = NewSegment();
+  segment->PutMetadata("blob", std::string(3000, 'x'));
+  segment->End();
+  std::vector<std::string> fresh;
+  SerializationStats stats;
+  SerializeDatagrams(DocumentRef{segment, nullptr}, kMaxDatagramBytes, fresh, stats);
+  ASSERT_EQ(fresh.size(), 1u);
+
+  std::vector<std::string> spare(1, std::string(8000, 'y'));
+  const char* const memory = spare[0].data();
+  std::vector<std::string> datagrams;
+  SerializeDatagrams(DocumentRef{segment, nullptr}, kMaxDatagramBytes, datagrams, stats, &spare);
+  ASSERT_EQ(datagrams.size(), 1u);
+  EXPECT_TRUE(spare.empty());
+  EXPECT_EQ(datagrams[0].data(), memory);
+  EXPECT_EQ(datagrams[0], fresh[0]);
+}
+
 }  // namespace
 }  // namespace xraysink::core

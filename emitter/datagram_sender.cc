@@ -32,6 +32,9 @@ constexpr size_t kBatch = 64;
 constexpr int kWaitForRoomMs = 50;
 // Sent items waiting for a producer to let go of them (see State::Retire).
 constexpr size_t kRetiredCapacity = 1024;
+// Sent datagrams the sender thread keeps to serialize the next ones into: at most a batch of
+// them, in all at most this many bytes (kept while idle, too).
+constexpr size_t kSpareBytes = 256 * 1024;
 // How many retired segments a producer lets go of per item it queues: more than one, so that
 // producers keep up with the sender, few, so that no caller pays for a whole backlog.
 constexpr int kReleasesPerPush = 2;
@@ -134,6 +137,7 @@ class DatagramSender::State {
     }
     std::vector<std::string> datagrams;
     std::vector<size_t> raw_datagrams;  // indices in `datagrams` of producers' strings
+    std::vector<std::string> spare;     // sent datagrams of ours, their memory reused
     core::SerializationStats serialization;
     Item item;
     bool lingered = true;  // since the last item; true at start, so the first item wakes us
@@ -146,7 +150,8 @@ class DatagramSender::State {
           datagrams.push_back(std::move(*raw));
         } else {
           core::DocumentRef& document = std::get<core::DocumentRef>(item);
-          core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, serialization);
+          core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, serialization,
+                                   &spare);
           Retire(Item(std::move(document)));
         }
       }
@@ -165,7 +170,19 @@ class DatagramSender::State {
       lingered = false;
       Stats counts;
       SendBatch(datagrams, counts);
-      for (const size_t i : raw_datagrams) Retire(Item(std::move(datagrams[i])));
+      // Producers' strings go back to producers (see Retire); ours are refilled next time.
+      size_t spare_bytes = 0;
+      for (const std::string& kept : spare) spare_bytes += kept.capacity();
+      auto raw = raw_datagrams.begin();
+      for (size_t i = 0; i < datagrams.size(); ++i) {
+        if (raw != raw_datagrams.end() && *raw == i) {
+          Retire(Item(std::move(datagrams[i])));
+          ++raw;
+        } else if (spare.size() < kBatch && spare_bytes + datagrams[i].capacity() <= kSpareBytes) {
+          spare_bytes += datagrams[i].capacity();
+          spare.push_back(std::move(datagrams[i]));
+        }
+      }
       raw_datagrams.clear();
       datagrams.clear();
       std::lock_guard lock(mu_);
