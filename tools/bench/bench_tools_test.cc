@@ -115,13 +115,14 @@ TEST_P(HelloServerTest, TracedServerSendsOneSegmentPerRequestAndTheSinkCountsThe
   const uint16_t port = server.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
 
-  ChildProcess load(
-      Argv("http_load", {"--url", absl::StrCat("http://127.0.0.1:", port, "/hello"),
-                         "--connections", "4", "--duration-s", "0.3", "--warmup-s", "0"}),
-      env);
+  // A count of requests to reach, not a time window to fill: a busy machine only makes it slower.
+  ChildProcess load(Argv("http_load", {"--url", absl::StrCat("http://127.0.0.1:", port, "/hello"),
+                                       "--connections", "4", "--requests", "200", "--duration-s",
+                                       "60", "--warmup-s", "0"}),
+                    env);
   ASSERT_EQ(load.Wait(absl::Now() + kStepTimeout), 0) << load.err();
   const rapidjson::Document load_result = LastJsonLine(load.out());
-  EXPECT_GT(Count(load_result, "requests"), 0) << load.out();
+  EXPECT_GE(Count(load_result, "requests"), 200) << load.out();
   EXPECT_EQ(Count(load_result, "errors"), 0) << load.out();
 
   // Stopped in run_http_bench.sh's order: the server flushes its segments, then the sink drains
@@ -149,6 +150,9 @@ TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
   ChildProcess load(Argv("http_load", {"--url", "ftp://127.0.0.1/"}), env);
   EXPECT_EQ(load.Wait(absl::Now() + kStepTimeout), 2);
   EXPECT_THAT(load.err(), HasSubstr("usage: http_load"));
+  ChildProcess none(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--requests", "0"}), env);
+  EXPECT_EQ(none.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(none.err(), HasSubstr("bad --requests '0'"));
 }
 
 // The scripts check their arguments before building anything.

@@ -1,13 +1,16 @@
 // The load side of the HTTP middleware benchmark (run_http_bench.sh).
 //
 //   http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D] [--warmup-s W]
+//             [--requests N]
 //
 // A closed-loop HTTP/1.1 keep-alive generator: C connections on one epoll thread, each sending
 // its next GET as soon as the previous response is complete, so the server, not a request
 // schedule, sets the pace. Requests sent and answered inside the measured window (after the
 // warm-up) are timed one by one; the result is one JSON line
-// {requests, seconds, rps, p50_us, p99_us, errors}. Errors: non-2xx answers, malformed
-// responses, connections lost mid-request; a connection that cannot be re-opened is given up.
+// {requests, seconds, rps, p50_us, p99_us, errors}. With --requests N the window also ends once
+// N requests were answered in it (for tests: a count to reach, not a time to fill). Errors: non-2xx
+// answers, malformed responses, connections lost mid-request; a connection that cannot be re-opened
+// is given up.
 //
 //   http_load --udp-sink
 //
@@ -50,13 +53,14 @@ namespace {
 
 constexpr char kUsage[] =
     R"(usage: http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D]
-                 [--warmup-s W]
+                 [--warmup-s W] [--requests N]
        http_load --udp-sink
 
   --url URL          the GET target (plain http, IPv4 or a resolvable host name)
   --connections C    keep-alive connections, each with one request in flight (default 16)
   --duration-s D     length of the measured window in seconds (default 10)
   --warmup-s W       seconds of load before the window, not counted (default 2)
+  --requests N       end the window early once N requests were answered in it
   --udp-sink         count UDP datagrams on 127.0.0.1 instead (a stand-in X-Ray daemon)
 )";
 
@@ -67,6 +71,7 @@ struct Options {
   int connections = 16;
   double duration_s = 10;
   double warmup_s = 2;
+  size_t requests = 0;  // 0: no limit
   bool udp_sink = false;
 };
 
@@ -132,6 +137,10 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
       if (!absl::SimpleAtod(text, &options.warmup_s) || !(options.warmup_s >= 0) ||
           options.warmup_s > 86400) {
         return BadValue(flag, value, "seconds >= 0");
+      }
+    } else if (flag == "--requests") {
+      if (!absl::SimpleAtoi(text, &options.requests) || options.requests < 1) {
+        return BadValue(flag, value, "an integer >= 1");
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag ", std::string(flag)));
@@ -204,6 +213,7 @@ class LoadGenerator {
         request_(absl::StrCat("GET ", options.path, " HTTP/1.1\r\nHost: ", options.host, ":",
                               options.port, "\r\nUser-Agent: http_load\r\n\r\n")),
         connections_(options.connections),
+        requests_(options.requests),
         epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
   ~LoadGenerator() {
     for (Connection& connection : connections_) {
@@ -228,7 +238,7 @@ class LoadGenerator {
     }
     epoll_event events[256];
     int64_t now = NowNs();
-    while (now < end_ns && open_ > 0) {
+    while (now < end_ns && open_ > 0 && (requests_ == 0 || latencies_ns_.size() < requests_)) {
       const int timeout_ms = static_cast<int>((end_ns - now + 999999) / 1000000);
       const int ready = epoll_wait(epoll_, events, 256, timeout_ms);
       for (int i = 0; i < ready; ++i) Receive(events[i].data.u32, end_ns);
@@ -335,6 +345,7 @@ class LoadGenerator {
   const addrinfo& address_;
   const std::string request_;
   std::vector<Connection> connections_;
+  const size_t requests_;  // 0: no limit
   const int epoll_;
   int open_ = 0;
   int64_t window_ns_ = 0;
