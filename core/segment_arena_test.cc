@@ -73,6 +73,18 @@ TEST(SegmentArenaTest, GrowingContainersWasteBoundedMemory) {
   EXPECT_LT(arena.reserved_bytes(), 3 * numbers.capacity() * sizeof(uint64_t) + 4096);
 }
 
+// The creating thread bump-allocates from blocks of its own, without the lock other threads
+// take: an allocation by another thread in between does not land in its run.
+TEST(SegmentArenaTest, OtherThreadsAllocateOutsideTheCreatingThreadsBlocks) {
+  SegmentArena arena;
+  auto* first = static_cast<char*>(arena.allocate(24, 8));
+  char* other = nullptr;
+  std::thread([&] { other = static_cast<char*>(arena.allocate(24, 8)); }).join();
+  auto* second = static_cast<char*>(arena.allocate(24, 8));
+  EXPECT_EQ(second, first + 24);
+  EXPECT_NE(other, first + 24);
+}
+
 // The creating thread (this one) allocates without a lock, the others under one, all at once.
 TEST(SegmentArenaTest, ConcurrentAllocationsNeverOverlap) {
   constexpr int kThreads = 4;
