@@ -58,6 +58,8 @@ fi
 
 cd "$(dirname "$0")/../.."
 bazel build -c opt //tools/bench:http_load //tools/bench:http_hello
+# shellcheck source=tools/bench/servers.sh
+source tools/bench/servers.sh
 # Private copies: other builds in this workspace may replace bazel-bin's files while we run.
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -66,42 +68,11 @@ cp "$bazel_bin/tools/bench/http_load" "$bazel_bin/tools/bench/http_hello" "$work
 
 pin_server=()
 pin_client=()
-server_port="" # these two are set by start()
-sink_port=""
+sink_port="" plain_port="" traced_port="" # set by start()
 if ((pin)) && command -v taskset >/dev/null && (($(nproc) >= 2)); then
   pin_server=(taskset -c "${SERVER_CPU:-0}")
   pin_client=(taskset -c "${CLIENT_CPU:-1}")
 fi
-
-# start NAME COMMAND...: runs COMMAND with its stdout on fd ${NAME}_fd (stderr to
-# $work/NAME.err) and waits for its "listening on PORT" line; sets ${NAME}_pid and ${NAME}_port.
-# Fails when the process exits (or stays silent for 60 s) before listening.
-start() {
-  local name="$1" fd line
-  shift
-  exec {fd}< <(exec "$@" 2>"$work/$name.err")
-  printf -v "${name}_pid" '%s' "$!"
-  printf -v "${name}_fd" '%s' "$fd"
-  if ! read -r -t 60 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
-    echo "run_http_bench: $name did not start: $(cat "$work/$name.err")" >&2
-    kill -TERM "$!" 2>/dev/null || true
-    wait "$!" || true
-    exec {fd}<&-
-    return 1
-  fi
-  printf -v "${name}_port" '%s' "${line#listening on }"
-}
-
-# stop NAME: SIGTERM, then prints the process's last line (its counters) and reaps it.
-stop() {
-  local pid_var="$1_pid" fd_var="$1_fd" fd line
-  fd="${!fd_var}"
-  kill -TERM "${!pid_var}"
-  read -r -t 60 -u "$fd" line || line="{}"
-  wait "${!pid_var}" || true
-  exec {fd}<&-
-  echo "$line"
-}
 
 field() { sed -nE "s/.*\"$2\":([-0-9.]+).*/\1/p" <<<"$1"; }
 

@@ -46,38 +46,19 @@ bad() {
 
 cd "$(dirname "$0")/../.."
 bazel build -c opt //tools/bench:http_load //tools/bench:http_hello
+# shellcheck source=tools/bench/servers.sh
+source tools/bench/servers.sh
 work="$(mktemp -d)"
-pids=()
+sink_pid="" base_pid="" traced_pid="" sink_port="" base_port="" traced_port="" # set by start()
 cleanup() {
-  ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null
+  # shellcheck disable=SC2086 # the empty ones vanish
+  kill -TERM $sink_pid $base_pid $traced_pid 2>/dev/null
   wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 bazel_bin="$(bazel info -c opt bazel-bin)"
 cp "$bazel_bin/tools/bench/http_load" "$bazel_bin/tools/bench/http_hello" "$work/"
-
-sink_port="" base_pid="" base_port="" traced_pid="" traced_port="" # set by start()
-# start NAME COMMAND...: runs COMMAND in the background, waits for its "listening on PORT" line;
-# sets NAME_pid and NAME_port.
-start() {
-  local name="$1" line=""
-  shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  printf -v "${name}_pid" '%s' "$!"
-  pids+=("$!")
-  for _ in $(seq 600); do
-    line="$(head -n 1 "$work/$name.out")"
-    [[ "$line" == "listening on "* ]] && break
-    kill -0 "$!" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ "$line" != "listening on "* ]]; then
-    echo "server_cpu: $name did not start: $(cat "$work/$name.err")" >&2
-    exit 1
-  fi
-  printf -v "${name}_port" '%s' "${line#listening on }"
-}
 
 # cpu PID: clock ticks of the serving threads, then of the others (the emitter's).
 cpu() {
@@ -107,16 +88,16 @@ slice() {
   echo "$requests $((after[0] - before[0])) $((after[1] - before[1]))"
 }
 
-start sink "$work/http_load" --udp-sink
+start sink "$work/http_load" --udp-sink || exit 1
 daemon="127.0.0.1:$sink_port"
 if [[ "$baseline" == untraced ]]; then
-  start base "$work/http_hello" --framework "$framework" --traced 0 --port 0
+  start base "$work/http_hello" --framework "$framework" --traced 0 --port 0 || exit 1
 else
   start base "$work/http_hello" --framework "$framework" --traced 1 --port 0 --daemon "$daemon" \
-    --sampling none
+    --sampling none || exit 1
 fi
 start traced "$work/http_hello" --framework "$framework" --traced 1 --port 0 --daemon "$daemon" \
-  --sampling "$sampling"
+  --sampling "$sampling" || exit 1
 
 echo "$framework: $baseline vs traced at --sampling $sampling, $rounds rounds of ${duration_s}s" >&2
 for ((round = 1; round <= rounds; ++round)); do

@@ -1,0 +1,33 @@
+# shellcheck shell=bash disable=SC2154 # `work` is set by the sourcing script
+# Starting and stopping the benchmark's servers (http_hello, http_load --udp-sink), for the
+# scripts in this directory; source it after setting `work` to a scratch directory.
+
+# start NAME COMMAND...: runs COMMAND with its stdout on fd ${NAME}_fd (stderr to
+# $work/NAME.err) and waits for its "listening on PORT" line; sets ${NAME}_pid and ${NAME}_port.
+# Fails when the process exits (or stays silent for 60 s) before listening.
+start() {
+  local name="$1" fd line
+  shift
+  exec {fd}< <(exec "$@" 2>"$work/$name.err")
+  printf -v "${name}_pid" '%s' "$!"
+  printf -v "${name}_fd" '%s' "$fd"
+  if ! read -r -t 60 -u "$fd" line || [[ "$line" != "listening on "* ]]; then
+    echo "$(basename "$0" .sh): $name did not start: $(cat "$work/$name.err")" >&2
+    kill -TERM "$!" 2>/dev/null || true
+    wait "$!" || true
+    exec {fd}<&-
+    return 1
+  fi
+  printf -v "${name}_port" '%s' "${line#listening on }"
+}
+
+# stop NAME: SIGTERM, then prints the process's last line (its counters) and reaps it.
+stop() {
+  local pid_var="$1_pid" fd_var="$1_fd" fd line
+  fd="${!fd_var}"
+  kill -TERM "${!pid_var}"
+  read -r -t 60 -u "$fd" line || line="{}"
+  wait "${!pid_var}" || true
+  exec {fd}<&-
+  echo "$line"
+}
