@@ -55,13 +55,16 @@ class DatagramSender::State {
   State(int fd, const Options& options)
       : fd_(fd),
         batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
+        idle_delay_(absl::ToChronoNanoseconds(options.idle_delay)),
+        sleep_after_(absl::ToChronoNanoseconds(options.sleep_after)),
+        wake_backlog_(std::min(kBatch, options.queue_capacity / 2)),
         caller_serializes_above_(options.caller_serializes_above),
         queue_(options.queue_capacity),
         retired_(kRetiredCapacity),
         paused_(options.start_paused) {}
   ~State() { close(fd_); }
 
-  // Never blocks; takes the lock only to wake a sleeping sender thread.
+  // Never blocks; takes the lock only to wake the sender thread (see PushItem).
   bool Push(Item item) {
     if (closed_.load(std::memory_order_relaxed)) {
       dropped_closed_.fetch_add(1, std::memory_order_relaxed);
@@ -78,12 +81,9 @@ class DatagramSender::State {
     const uint64_t target = queue_.pushed();
     std::unique_lock lock(mu_);
     if (done_ >= target) return true;
-    ++flushers_;  // ends a linger now: the caller is waiting
+    ++flush_requests_;  // ends a linger or a doze now: the caller is waiting
     wake_.notify_one();
-    const bool flushed =
-        handled_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_ >= target; });
-    --flushers_;
-    return flushed;
+    return handled_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_ >= target; });
   }
 
   // Notifies under the lock: once woken, the sender thread may destroy this state (see
@@ -140,7 +140,10 @@ class DatagramSender::State {
     std::vector<std::string> spare;     // sent datagrams of ours, their memory reused
     core::SerializationStats serialization;
     Item item;
-    bool lingered = true;  // since the last item; true at start, so the first item wakes us
+    // Whether the queue stayed empty through a linger since the last item, and since when; at
+    // start, for sleep_after already, so that we sleep until the first item wakes us.
+    bool lingered = true;
+    auto quiet_since = std::chrono::steady_clock::now() - sleep_after_;
     while (true) {
       uint64_t taken = 0;
       while (datagrams.size() < kBatch && queue_.TryPop(item)) {
@@ -159,12 +162,25 @@ class DatagramSender::State {
         // Caught up: producers hand over documents again.
         if (behind_.load(std::memory_order_relaxed))
           behind_.store(false, std::memory_order_relaxed);
-        // Under load, waiting a moment before sending gathers many datagrams into one sendmmsg
-        // and spares the ending threads a wake-up call per segment; once idle, sleep until woken
-        // (with nothing retired left waiting for producers that may not come back).
-        if (lingered) ReleaseRetired(kRetiredCapacity);
-        if (!(lingered ? Park() : Linger())) return;
-        lingered = !lingered;
+        // Under load, waiting a moment before sending gathers many datagrams into one sendmmsg.
+        if (!lingered) {
+          if (!Linger()) return;
+          lingered = true;
+          quiet_since = std::chrono::steady_clock::now();
+          continue;
+        }
+        // Items trickle in, or none come: let go of what is retired (producers may not come
+        // back), then look again after idle_delay, unwoken, or, after a quiet spell, sleep
+        // until the next item's thread wakes us.
+        ReleaseRetired(kRetiredCapacity);
+        const auto quiet_for = std::chrono::steady_clock::now() - quiet_since;
+        if (idle_delay_ > std::chrono::nanoseconds::zero() && quiet_for < sleep_after_) {
+          if (!Doze(std::min<std::chrono::nanoseconds>(idle_delay_, sleep_after_ - quiet_for))) {
+            return;
+          }
+        } else if (!Park()) {
+          return;
+        }
         continue;
       }
       lingered = false;
@@ -209,9 +225,14 @@ class DatagramSender::State {
       return false;
     }
     // Pairs with Park(): the push is seq_cst, so either the sender sees the item before sleeping
-    // or we see it parked here. A sender that is only lingering (waiting for a batch to build
-    // up) is not woken: it wakes on its own within batch_delay.
-    if (parked_.load(std::memory_order_seq_cst)) WakeSender();
+    // or we see it asleep here. A sender that lingers or dozes wakes on its own (within
+    // batch_delay or idle_delay): this thread is spared the system call, and its request the
+    // woken sender's run on its core; unless a whole batch waits.
+    if (const Rest rest = rest_.load(std::memory_order_seq_cst);
+        rest == Rest::kAsleep ||
+        (rest == Rest::kDozing && queue_.BacklogAt(position) >= wake_backlog_)) {
+      WakeSender();
+    }
     if (caller_serializes_above_ != 0 && position % kBacklogCheckInterval == 0) {
       const bool behind = queue_.BacklogAt(position) > caller_serializes_above_;
       if (behind != behind_.load(std::memory_order_relaxed)) {
@@ -252,11 +273,29 @@ class DatagramSender::State {
   // Sleeps until an item arrives or Stop(); false when stopped.
   bool Park() {
     std::unique_lock lock(mu_);
-    parked_.store(true, std::memory_order_seq_cst);
+    rest_.store(Rest::kAsleep, std::memory_order_seq_cst);
     if (queue_.Empty()) {
-      wake_.wait(lock, [this] { return !parked_.load(std::memory_order_relaxed) || stopping_; });
+      wake_.wait(lock, [this] {
+        return rest_.load(std::memory_order_relaxed) == Rest::kAwake || stopping_;
+      });
     }
-    parked_.store(false, std::memory_order_relaxed);
+    rest_.store(Rest::kAwake, std::memory_order_relaxed);
+    return !stopping_;
+  }
+
+  // Sleeps for `duration` while the queue is empty, or until a producer sees a batch waiting,
+  // Flush() or Stop(); false when stopped.
+  bool Doze(std::chrono::nanoseconds duration) {
+    std::unique_lock lock(mu_);
+    rest_.store(Rest::kDozing, std::memory_order_seq_cst);
+    if (queue_.Empty()) {
+      wake_.wait_for(lock, duration, [this] {
+        return rest_.load(std::memory_order_relaxed) == Rest::kAwake || stopping_ ||
+               flush_requests_ != flush_requests_seen_;
+      });
+    }
+    rest_.store(Rest::kAwake, std::memory_order_relaxed);
+    flush_requests_seen_ = flush_requests_;
     return !stopping_;
   }
 
@@ -264,8 +303,10 @@ class DatagramSender::State {
   bool Linger() {
     std::unique_lock lock(mu_);
     if (batch_delay_ > std::chrono::nanoseconds::zero()) {
-      wake_.wait_for(lock, batch_delay_, [this] { return stopping_ || flushers_ > 0; });
+      wake_.wait_for(lock, batch_delay_,
+                     [this] { return stopping_ || flush_requests_ != flush_requests_seen_; });
     }
+    flush_requests_seen_ = flush_requests_;
     return !stopping_;
   }
 
@@ -285,7 +326,9 @@ class DatagramSender::State {
 
   void WakeSender() {
     std::lock_guard lock(mu_);
-    parked_.store(false, std::memory_order_relaxed);
+    if (rest_.load(std::memory_order_relaxed) == Rest::kAwake) return;  // another producer did
+    rest_.store(Rest::kAwake, std::memory_order_relaxed);
+    ++stats_.producer_wakeups;
     wake_.notify_one();
   }
 
@@ -343,12 +386,17 @@ class DatagramSender::State {
 
   const int fd_;
   const std::chrono::nanoseconds batch_delay_;
+  const std::chrono::nanoseconds idle_delay_;
+  const std::chrono::nanoseconds sleep_after_;
+  const size_t wake_backlog_;  // queued items that make a producer wake a dozing sender
   const size_t caller_serializes_above_;
   internal::BoundedQueue<Item> queue_;
   internal::BoundedQueue<Item> retired_;  // sent; for producers to let go of
-  // Set by the sender thread just before it sleeps, cleared by whoever wakes it: a producer looks
-  // at it (one load) to know whether it has to wake the sender.
-  std::atomic<bool> parked_{false};
+  // Set by the sender thread just before it sleeps (dozing: until idle_delay is over; asleep:
+  // until woken), back to kAwake by whoever wakes it: a producer looks at it (one load) to know
+  // whether it has to wake the sender.
+  enum class Rest : uint8_t { kAwake, kDozing, kAsleep };
+  std::atomic<Rest> rest_{Rest::kAwake};
   std::atomic<uint64_t> dropped_queue_full_{0};
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> dropped_closed_{0};
@@ -364,13 +412,14 @@ class DatagramSender::State {
 
   // std, not absl: the system Abseil is not built for TSan, which would not see its ordering.
   mutable std::mutex mu_;
-  std::condition_variable wake_;     // the sender thread waits here: parked or paused
+  std::condition_variable wake_;     // the sender thread waits here: resting or paused
   std::condition_variable handled_;  // Flush() waits here
-  bool paused_;                      // guarded by mu_, like the three below
+  bool paused_;                      // guarded by mu_, like the five below
   bool stopping_ = false;
-  int flushers_ = 0;   // Flush() calls waiting
-  uint64_t done_ = 0;  // items the sender thread has handled
-  Stats stats_;        // the sender thread's counters
+  uint64_t flush_requests_ = 0;       // Flush() calls that found items unhandled
+  uint64_t flush_requests_seen_ = 0;  // by the sender thread: no need to stay awake for them
+  uint64_t done_ = 0;                 // items the sender thread has handled
+  Stats stats_;                       // the sender thread's counters
 };
 
 absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const core::Endpoint& udp,
@@ -382,6 +431,14 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
   if (options.batch_delay < absl::ZeroDuration() || options.batch_delay > absl::Minutes(1)) {
     return absl::InvalidArgumentError(absl::StrCat("emitter batch delay must be 0..1m, not ",
                                                    absl::FormatDuration(options.batch_delay)));
+  }
+  if (options.idle_delay < absl::ZeroDuration() || options.idle_delay > absl::Minutes(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("emitter idle delay must be 0..1m, not ",
+                                                   absl::FormatDuration(options.idle_delay)));
+  }
+  if (options.sleep_after < absl::ZeroDuration() || options.sleep_after > absl::Hours(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("emitter sleep-after must be 0..1h, not ",
+                                                   absl::FormatDuration(options.sleep_after)));
   }
   if (udp.host.empty() || udp.port == 0) {
     return absl::InvalidArgumentError(

@@ -26,6 +26,17 @@ struct DatagramSenderOptions {
   // end segments a wake-up call each; when idle it costs one late datagram at most this late.
   // Flush() and destruction cut it short. 0 .. 1 min; 0 sends each item as soon as it is seen.
   absl::Duration batch_delay = absl::Milliseconds(1);
+  // How long the sender thread, once the queue stayed empty through a batch_delay, sleeps before
+  // it looks again; items queued meanwhile wait for it. The threads that end segments do not wake
+  // it (unless a whole batch waits): a wake-up is a system call on the thread that ends a
+  // segment, and the woken sender, run at once on that thread's core, delays the request the
+  // segment belongs to (by 50-70 us at the median, on the 2-core VM of docs/PERFORMANCE.md).
+  // 0 .. 1 min; 0: every item wakes a sleeping sender at once (with batch_delay 0, each item is
+  // sent as soon as it is queued).
+  absl::Duration idle_delay = absl::Milliseconds(10);
+  // Once the queue has stayed empty this long, the sender thread sleeps until an item comes
+  // (whose thread then wakes it): a service without traffic has no timer wake-ups. 0 .. 1 h.
+  absl::Duration sleep_after = absl::Seconds(1);
   // When more items than this wait in the queue, the sender thread is behind: not a burst, which
   // the queue absorbs, but load it cannot keep up with. The threads that end segments then
   // serialize their own documents and queue the datagrams, so that the sender thread only sends:
@@ -40,7 +51,8 @@ struct DatagramSenderOptions {
 };
 
 // Sends datagrams to one UDP address from a background thread. Any thread may enqueue; enqueueing
-// never blocks and, in the common case, takes no lock and makes no system call: items go into a
+// never blocks and, but for the first item after a quiet spell (see sleep_after), takes no lock
+// and makes no system call: items go into a
 // bounded lock-free queue drained by the one sender thread, which serializes documents (so the
 // thread that ended a segment does not, unless the sender falls behind: see
 // caller_serializes_above) and sends in batches with sendmmsg. Nothing here is fatal: a full
@@ -65,7 +77,10 @@ class DatagramSender {
     uint64_t message_too_long = 0;    // EMSGSIZE
     uint64_t would_block = 0;         // EAGAIN: the socket buffer stayed full
     uint64_t other_errors = 0;
-    uint64_t serialized_by_callers = 0;      // documents the enqueueing threads serialized
+    uint64_t serialized_by_callers = 0;  // documents the enqueueing threads serialized
+    // Items whose thread woke the sender thread (a system call there): the first after a quiet
+    // spell (sleep_after), or a whole batch waiting while it slept (idle_delay).
+    uint64_t producer_wakeups = 0;
     core::SerializationStats serialization;  // of the documents serialized so far
   };
 

@@ -170,6 +170,60 @@ TEST(DatagramSenderTest, FlushAndDestructionCutTheBatchDelayShort) {
   EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"last"});
 }
 
+// Items that trickle in (each sent before the next comes) never make their thread wake the
+// sender: it looks again on its own every idle_delay. Only the very first item may wake it, when
+// it finds the sender asleep since its start.
+TEST(DatagramSenderTest, ItemsThatTrickleInDoNotWakeTheSender) {
+  UdpReceiver receiver;
+  DatagramSender::Options options;
+  options.batch_delay = absl::ZeroDuration();  // no linger: the sender dozes after each send
+  options.idle_delay = absl::Milliseconds(2);
+  options.sleep_after = absl::Hours(1);
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(sender->Enqueue(absl::StrCat("item ", i)));
+    ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{absl::StrCat("item ", i)});
+  }
+  EXPECT_LE(sender->stats().producer_wakeups, 1u);
+}
+
+// With idle_delay 0 (or after a quiet spell of sleep_after) the sender sleeps until woken, and
+// the next item's thread wakes it at once.
+TEST(DatagramSenderTest, AfterAQuietSpellTheNextItemWakesTheSender) {
+  UdpReceiver receiver;
+  DatagramSender::Options options;
+  options.batch_delay = absl::ZeroDuration();
+  options.idle_delay = absl::Minutes(1);  // a doze would outlast every deadline below
+  options.sleep_after = absl::ZeroDuration();
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(sender->Enqueue(absl::StrCat("item ", i)));
+    ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{absl::StrCat("item ", i)});
+  }
+  EXPECT_GE(sender->stats().producer_wakeups, 1u);
+}
+
+// Flush() does not wait for a doze to end, nor does a backlog of a whole batch.
+TEST(DatagramSenderTest, FlushAndABatchWaitingCutADozeShort) {
+  UdpReceiver receiver;
+  DatagramSender::Options options;
+  options.batch_delay = absl::ZeroDuration();
+  options.idle_delay = absl::Minutes(1);
+  options.sleep_after = absl::Hours(1);
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Enqueue("first"));  // wakes the sender, which then dozes
+  ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{"first"});
+  ASSERT_TRUE(sender->Enqueue("flushed"));
+  EXPECT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"flushed"});
+  // Queued while the sender dozes (it has sent all there was): the 64th wakes it.
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(sender->Enqueue(absl::StrCat("batch ", i)));
+  EXPECT_EQ(receiver.Receive(64).size(), 64u);
+}
+
 TEST(DatagramSenderTest, CloseSendsWhatIsQueuedThenRefusesAndCounts) {
   UdpReceiver receiver;
   auto sender = NewSender(receiver.endpoint(), Lingering());
@@ -244,6 +298,14 @@ TEST(DatagramSenderTest, BadEndpointsAndOptionsAreErrors) {
             absl::StatusCode::kInvalidArgument);
   options = {};
   options.batch_delay = absl::Milliseconds(-1);
+  EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 2000}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options = {};
+  options.idle_delay = absl::Minutes(2);
+  EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 2000}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options = {};
+  options.sleep_after = absl::Milliseconds(-1);
   EXPECT_EQ(DatagramSender::Create({"127.0.0.1", 2000}, options).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(DatagramSender::Create({"localhost", 2000}).ok());

@@ -13,6 +13,8 @@ absl::StatusOr<std::shared_ptr<UdpEmitter>> UdpEmitter::Create(EmitterOptions op
   DatagramSenderOptions sender_options;
   sender_options.queue_capacity = options.queue_capacity;
   sender_options.batch_delay = options.batch_delay;
+  sender_options.idle_delay = options.idle_delay;
+  sender_options.sleep_after = options.sleep_after;
   sender_options.caller_serializes_above = options.caller_serializes_above;
   sender_options.shutdown_flush_timeout = options.flush_timeout;
   absl::StatusOr<std::unique_ptr<DatagramSender>> sender =

@@ -21,6 +21,10 @@ struct EmitterOptions {
   size_t queue_capacity = DatagramSenderOptions{}.queue_capacity;
   // How long the sender waits for a batch to build up (see DatagramSenderOptions::batch_delay).
   absl::Duration batch_delay = DatagramSenderOptions{}.batch_delay;
+  // How long the sender sleeps, unwoken, while documents trickle in, and after how long a quiet
+  // spell it sleeps until woken (see DatagramSenderOptions::idle_delay and sleep_after).
+  absl::Duration idle_delay = DatagramSenderOptions{}.idle_delay;
+  absl::Duration sleep_after = DatagramSenderOptions{}.sleep_after;
   // Above this many queued documents, the threads that end segments serialize their own (see
   // DatagramSenderOptions::caller_serializes_above). 0: never.
   size_t caller_serializes_above = DatagramSenderOptions{}.caller_serializes_above;

@@ -142,6 +142,14 @@ TEST_F(UdpEmitterTest, BadAddressesAndOptionsAreConfigurationErrors) {
   status = UdpEmitter::Create(options).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_NE(status.message().find("batch delay"), absl::string_view::npos) << status;
+  options.batch_delay = EmitterOptions{}.batch_delay;
+  options.idle_delay = absl::Milliseconds(-1);
+  status = UdpEmitter::Create(options).status();
+  EXPECT_NE(status.message().find("idle delay"), absl::string_view::npos) << status;
+  options.idle_delay = EmitterOptions{}.idle_delay;
+  options.sleep_after = absl::Milliseconds(-1);
+  status = UdpEmitter::Create(options).status();
+  EXPECT_NE(status.message().find("sleep-after"), absl::string_view::npos) << status;
 
   setenv("AWS_XRAY_DAEMON_ADDRESS", "udp:127.0.0.1:2000", 1);
   status = UdpEmitter::Create().status();
