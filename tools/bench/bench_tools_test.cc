@@ -125,13 +125,25 @@ TEST_P(HelloServerTest, TracedServerSendsOneSegmentPerRequestAndTheSinkCountsThe
   EXPECT_GE(Count(load_result, "requests"), 200) << load.out();
   EXPECT_EQ(Count(load_result, "errors"), 0) << load.out();
 
+  // Open loop: the schedule, not the server, sets the pace (closed, it would be many times more).
+  ChildProcess paced(Argv("http_load", {"--url", absl::StrCat("http://127.0.0.1:", port, "/hello"),
+                                        "--connections", "4", "--rate", "1000", "--requests", "50",
+                                        "--duration-s", "60", "--warmup-s", "0"}),
+                     env);
+  ASSERT_EQ(paced.Wait(absl::Now() + kStepTimeout), 0) << paced.err();
+  const rapidjson::Document paced_result = LastJsonLine(paced.out());
+  EXPECT_GE(Count(paced_result, "requests"), 50) << paced.out();
+  EXPECT_EQ(Count(paced_result, "errors"), 0) << paced.out();
+  EXPECT_LE(paced_result["rps"].GetDouble(), 1100) << paced.out();
+
   // Stopped in run_http_bench.sh's order: the server flushes its segments, then the sink drains
   // its socket.
   server.Signal(SIGTERM);
   ASSERT_EQ(server.Wait(absl::Now() + kStepTimeout), 0) << server.err();
   const rapidjson::Document counters = LastJsonLine(server.out());
   const int64_t requests = Count(counters, "requests");
-  EXPECT_GE(requests, Count(load_result, "requests")) << server.out();
+  EXPECT_GE(requests, Count(load_result, "requests") + Count(paced_result, "requests"))
+      << server.out();
   EXPECT_EQ(Count(counters, "segments_sent"), requests) << server.out();
   EXPECT_EQ(Count(counters, "datagrams_sent"), requests) << server.out();
   EXPECT_EQ(Count(counters, "dropped"), 0) << server.out();
@@ -153,6 +165,9 @@ TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
   ChildProcess none(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--requests", "0"}), env);
   EXPECT_EQ(none.Wait(absl::Now() + kStepTimeout), 2);
   EXPECT_THAT(none.err(), HasSubstr("bad --requests '0'"));
+  ChildProcess unpaced(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--rate", "0"}), env);
+  EXPECT_EQ(unpaced.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(unpaced.err(), HasSubstr("bad --rate '0'"));
 }
 
 // The scripts check their arguments before building anything.

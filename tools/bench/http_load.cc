@@ -1,12 +1,17 @@
 // The load side of the HTTP middleware benchmark (run_http_bench.sh).
 //
 //   http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D] [--warmup-s W]
-//             [--requests N]
+//             [--requests N] [--rate R]
 //
-// A closed-loop HTTP/1.1 keep-alive generator: C connections on one epoll thread, each sending
-// its next GET as soon as the previous response is complete, so the server, not a request
-// schedule, sets the pace. Requests sent and answered inside the measured window (after the
-// warm-up) are timed one by one; the result is one JSON line
+// An HTTP/1.1 keep-alive generator: C connections on one epoll thread, one request in flight on
+// each. Closed loop by default: each connection sends its next GET as soon as the previous
+// response is complete, so the server, not a request schedule, sets the pace (for requests/s
+// at saturation). With --rate R, open loop: R requests a second in all, on a fixed schedule;
+// a request due while every connection is busy waits for one, and each request is timed from
+// when it was due, so a server that falls behind is charged for the wait (no coordinated
+// omission, as in wrk2). That measures the latency a server adds at a given load, which at
+// saturation is drowned in queueing. Requests sent and answered inside the measured window
+// (after the warm-up) are timed one by one; the result is one JSON line
 // {requests, seconds, rps, p50_us, p99_us, errors}. With --requests N the window also ends once
 // N requests were answered in it (for tests: a count to reach, not a time to fill). Errors: non-2xx
 // answers, malformed responses, connections lost mid-request; a connection that cannot be re-opened
@@ -25,6 +30,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,6 +45,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -53,7 +60,7 @@ namespace {
 
 constexpr char kUsage[] =
     R"(usage: http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D]
-                 [--warmup-s W] [--requests N]
+                 [--warmup-s W] [--requests N] [--rate R]
        http_load --udp-sink
 
   --url URL          the GET target (plain http, IPv4 or a resolvable host name)
@@ -61,6 +68,8 @@ constexpr char kUsage[] =
   --duration-s D     length of the measured window in seconds (default 10)
   --warmup-s W       seconds of load before the window, not counted (default 2)
   --requests N       end the window early once N requests were answered in it
+  --rate R           open loop: R requests a second on a fixed schedule, each timed from when
+                     it was due (default: closed loop, as fast as the server answers)
   --udp-sink         count UDP datagrams on 127.0.0.1 instead (a stand-in X-Ray daemon)
 )";
 
@@ -72,6 +81,7 @@ struct Options {
   double duration_s = 10;
   double warmup_s = 2;
   size_t requests = 0;  // 0: no limit
+  double rate = 0;      // requests a second; 0: closed loop
   bool udp_sink = false;
 };
 
@@ -142,6 +152,10 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
       if (!absl::SimpleAtoi(text, &options.requests) || options.requests < 1) {
         return BadValue(flag, value, "an integer >= 1");
       }
+    } else if (flag == "--rate") {
+      if (!absl::SimpleAtod(text, &options.rate) || !(options.rate >= 1) || options.rate > 1e7) {
+        return BadValue(flag, value, "requests a second, 1 to 10000000");
+      }
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag ", std::string(flag)));
     }
@@ -205,7 +219,8 @@ absl::StatusOr<std::optional<Response>> ParseResponse(std::string_view data) {
   return response;
 }
 
-// Keep-alive connections with one request in flight each, on one epoll set.
+// Keep-alive connections with one request in flight each, on one epoll set; closed loop, or
+// open loop on a schedule (interval_ns_ > 0).
 class LoadGenerator {
  public:
   LoadGenerator(const Options& options, const addrinfo& address)
@@ -214,6 +229,7 @@ class LoadGenerator {
                               options.port, "\r\nUser-Agent: http_load\r\n\r\n")),
         connections_(options.connections),
         requests_(options.requests),
+        interval_ns_(options.rate > 0 ? static_cast<int64_t>(1e9 / options.rate) : 0),
         epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
   ~LoadGenerator() {
     for (Connection& connection : connections_) {
@@ -230,17 +246,22 @@ class LoadGenerator {
     return absl::OkStatus();
   }
 
-  // Runs the load until `end_ns`, timing requests sent at or after `window_ns`.
+  // Runs the load until `end_ns`, timing requests due at or after `window_ns`.
   void Run(int64_t window_ns, int64_t end_ns) {
     window_ns_ = window_ns;
-    for (size_t i = 0; i < connections_.size(); ++i) {
-      if (!Send(i)) Fail(i);
-    }
+    next_due_ns_ = NowNs();
+    for (size_t i = 0; i < connections_.size(); ++i) Ready(i);
     epoll_event events[256];
     int64_t now = NowNs();
     while (now < end_ns && open_ > 0 && (requests_ == 0 || latencies_ns_.size() < requests_)) {
-      const int timeout_ms = static_cast<int>((end_ns - now + 999999) / 1000000);
-      const int ready = epoll_wait(epoll_, events, 256, timeout_ms);
+      if (interval_ns_ > 0) SendDue(now);
+      // Open loop: wake when the next request is due, unless no connection is free for it.
+      const int64_t wake_ns =
+          interval_ns_ > 0 && !idle_.empty() ? std::min(next_due_ns_, end_ns) : end_ns;
+      const int64_t wait_ns = std::max<int64_t>(wake_ns - now, 0);
+      const timespec timeout{static_cast<time_t>(wait_ns / 1000000000),
+                             static_cast<long>(wait_ns % 1000000000)};
+      const int ready = epoll_pwait2(epoll_, events, 256, &timeout, nullptr);
       for (int i = 0; i < ready; ++i) Receive(events[i].data.u32, end_ns);
       now = NowNs();
     }
@@ -253,7 +274,8 @@ class LoadGenerator {
   struct Connection {
     int fd = -1;
     std::string input;    // bytes of the response in flight received so far
-    int64_t sent_ns = 0;  // when the request in flight was sent
+    int64_t sent_ns = 0;  // when the request in flight was sent (open loop: was due)
+    bool idle = false;    // open loop: in idle_, nothing in flight
   };
 
   absl::Status Open(size_t index) {
@@ -283,19 +305,46 @@ class LoadGenerator {
     return absl::OkStatus();
   }
 
-  // False when the request could not be written.
-  bool Send(size_t index) {
+  // A connection with nothing in flight: the closed loop sends on it at once, the open loop
+  // keeps it for the next request due.
+  void Ready(size_t index) {
+    if (interval_ns_ == 0) {
+      if (!Send(index, NowNs())) Fail(index);
+    } else if (!std::exchange(connections_[index].idle, true)) {
+      idle_.push_back(index);
+    }
+  }
+
+  // Open loop: sends every request due by `now` that a free connection can take.
+  void SendDue(int64_t now) {
+    while (next_due_ns_ <= now && !idle_.empty()) {
+      const size_t index = idle_.back();
+      idle_.pop_back();
+      connections_[index].idle = false;
+      const int64_t due_ns = std::exchange(next_due_ns_, next_due_ns_ + interval_ns_);
+      if (!Send(index, due_ns)) Fail(index);
+    }
+  }
+
+  // False when the request could not be written. It is timed from `timed_from_ns`.
+  bool Send(size_t index, int64_t timed_from_ns) {
     Connection& connection = connections_[index];
-    connection.sent_ns = NowNs();
+    connection.sent_ns = timed_from_ns;
     // The request is far smaller than a fresh socket's send buffer: a short write means trouble.
     return send(connection.fd, request_.data(), request_.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(request_.size());
   }
 
-  // Replaces the connection and sends on the new one; false when that failed too, and the
-  // connection is given up (the server no longer accepts).
+  // Replaces the connection and makes the new one ready (see Ready); false when that failed,
+  // and the connection is given up (the server no longer accepts).
   bool Restart(size_t index) {
-    if (Open(index).ok() && Send(index)) return true;
+    if (Open(index).ok()) {
+      if (interval_ns_ > 0) {
+        Ready(index);
+        return true;
+      }
+      if (Send(index, NowNs())) return true;
+    }
     Connection& connection = connections_[index];
     if (connection.fd >= 0) {
       close(connection.fd);
@@ -305,9 +354,10 @@ class LoadGenerator {
     return false;
   }
 
-  // The request in flight failed: counted (inside the window), and the connection replaced.
+  // The request in flight failed: counted (inside the window), and the connection replaced. An
+  // idle connection the server closed is only replaced.
   void Fail(size_t index) {
-    if (connections_[index].sent_ns >= window_ns_) ++errors_;
+    if (!connections_[index].idle && connections_[index].sent_ns >= window_ns_) ++errors_;
     Restart(index);
   }
 
@@ -338,15 +388,21 @@ class LoadGenerator {
     // One request in flight: anything after the response is a protocol error.
     if ((*response)->size != connection.input.size()) return Fail(index);
     connection.input.clear();
-    const bool sent = (*response)->close || closed ? Restart(index) : Send(index);
-    if (!sent) Fail(index);
+    if ((*response)->close || closed) {
+      Restart(index);
+    } else {
+      Ready(index);
+    }
   }
 
   const addrinfo& address_;
   const std::string request_;
   std::vector<Connection> connections_;
-  const size_t requests_;  // 0: no limit
+  const size_t requests_;      // 0: no limit
+  const int64_t interval_ns_;  // open loop: between requests due; 0: closed loop
   const int epoll_;
+  int64_t next_due_ns_ = 0;   // open loop: when the next request is due
+  std::vector<size_t> idle_;  // open loop: connections with nothing in flight
   int open_ = 0;
   int64_t window_ns_ = 0;
   std::vector<int64_t> latencies_ns_;
@@ -373,6 +429,8 @@ int RunLoad(const Options& options) {
   }
   int exit_code = 0;
   {
+    // The open loop's schedule needs wake-ups on time, not within the default 50 us of slack.
+    if (options.rate > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
     LoadGenerator generator(options, *addresses);
     if (absl::Status status = generator.Connect(); !status.ok()) {
       std::fprintf(stderr, "http_load: cannot connect to %s:%s: %s\n", options.host.c_str(),
