@@ -46,6 +46,21 @@ Recorder::Recorder(RecorderOptions options, EnvironmentSettings environment)
 
 std::shared_ptr<Segment> Recorder::CreateSegment(std::string_view name,
                                                  BeginSegmentOptions options) {
+  return MakeSegment(name, std::move(options), /*count=*/true);
+}
+
+std::shared_ptr<Segment> Recorder::CreateDeferredSegment(std::string_view name,
+                                                         const TraceId& trace_id,
+                                                         EntityId parent_id) {
+  BeginSegmentOptions options;
+  options.trace_id = trace_id;
+  options.parent_id = parent_id;
+  options.sampling = SamplingDecision{false, ""};
+  return MakeSegment(name, std::move(options), /*count=*/false);
+}
+
+std::shared_ptr<Segment> Recorder::MakeSegment(std::string_view name, BeginSegmentOptions options,
+                                               bool count) {
   if (!enabled_) return nullptr;
   SegmentOptions segment_options;
   segment_options.name = std::string(name.empty() ? std::string_view(service_name_) : name);
@@ -62,8 +77,10 @@ std::shared_ptr<Segment> Recorder::CreateSegment(std::string_view name,
   segment_options.start_time = options.start_time;
   // One counter per segment: a locked instruction costs more than the rest of an unsampled
   // segment's bookkeeping.
-  (segment_options.sampled ? segments_sampled_ : segments_unsampled_)
-      .fetch_add(1, std::memory_order_relaxed);
+  if (count) {
+    (segment_options.sampled ? segments_sampled_ : segments_unsampled_)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
   return Segment::Create(std::move(segment_options), settings_, counters_);
 }
 
@@ -160,8 +177,9 @@ void Recorder::ReportContextMissing(std::string_view operation) {
                                 .append("): make sure a segment is open in this flow"));
       return;
     case ContextMissing::kRuntimeError:
-      throw ContextMissingError(
-          std::string("cannot find the current segment/subsegment (").append(operation).append(")"));
+      throw ContextMissingError(std::string("cannot find the current segment/subsegment (")
+                                    .append(operation)
+                                    .append(")"));
   }
 }
 
@@ -221,7 +239,8 @@ void SetGlobalRecorder(std::shared_ptr<Recorder> recorder) {
   }
   std::lock_guard<std::mutex> lock(slot.mu);
   // The previous recorder is kept alive: code may still hold a reference from GlobalRecorder().
-  static std::vector<std::shared_ptr<Recorder>>* retired = new std::vector<std::shared_ptr<Recorder>>;
+  static std::vector<std::shared_ptr<Recorder>>* retired =
+      new std::vector<std::shared_ptr<Recorder>>;
   retired->push_back(std::move(slot.recorder));
   slot.recorder = std::move(recorder);
   slot.fast.store(slot.recorder.get(), std::memory_order_release);

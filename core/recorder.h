@@ -104,6 +104,11 @@ class Recorder {
 
   // A segment that is not made current (for code that manages entities by hand, and tasks).
   std::shared_ptr<Segment> CreateSegment(std::string_view name, BeginSegmentOptions options);
+  // An unsampled segment made only if something asks for it (see TraceContext::Defer): counted
+  // as begun by CountDeferredSegment, when deferred; made, uncounted, by CreateDeferredSegment.
+  void CountDeferredSegment() { segments_unsampled_.fetch_add(1, std::memory_order_relaxed); }
+  std::shared_ptr<Segment> CreateDeferredSegment(std::string_view name, const TraceId& trace_id,
+                                                 EntityId parent_id);
   // Asks the sampler (never called when disabled); an empty service_type is the origin's.
   SamplingDecision Sample(const SamplingRequest& request);
 
@@ -114,6 +119,8 @@ class Recorder {
 
  private:
   explicit Recorder(RecorderOptions options, EnvironmentSettings environment);
+  std::shared_ptr<Segment> MakeSegment(std::string_view name, BeginSegmentOptions options,
+                                       bool count);
 
   const bool enabled_;
   const std::string service_name_;

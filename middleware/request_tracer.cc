@@ -56,11 +56,15 @@ RequestTracer::RequestTracer(std::shared_ptr<core::Recorder> recorder, SegmentNa
   }
 }
 
-std::string_view RequestTracer::SegmentName(std::string_view host,
-                                            const core::Recorder& recorder) const {
+std::string_view RequestTracer::SegmentName(std::string_view host, const core::Recorder& recorder,
+                                            bool& from_host) const {
+  from_host = false;
   if (!naming_.host_pattern.empty()) {
     const std::string_view bare = HostWithoutPort(host);
-    if (!bare.empty() && core::WildcardMatch(naming_.host_pattern, bare)) return bare;
+    if (!bare.empty() && core::WildcardMatch(naming_.host_pattern, bare)) {
+      from_host = true;
+      return bare;
+    }
     if (!naming_.fallback_name.empty()) return naming_.fallback_name;
   } else if (!naming_.fixed_name.empty()) {
     return naming_.fixed_name;
@@ -74,7 +78,8 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   if (!recorder.enabled()) return traced;
 
   const std::string_view host = request.host.empty() ? "localhost" : request.host;
-  const std::string_view name = SegmentName(host, recorder);  // lives as long as the request
+  bool name_from_host = false;
+  const std::string_view name = SegmentName(host, recorder, name_from_host);
 
   core::BeginSegmentOptions options;
   bool caller_asked = false;
@@ -96,6 +101,32 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
     options.sampling = recorder.Sample(core::SamplingRequest{
         .host = host, .method = request.method, .path = PathOf(request.target), .service = name});
   }
+  const auto append = [&traced](std::string_view text) {
+    std::array<char, 64>& header = traced.response_header_;
+    const size_t size = std::min(text.size(), header.size() - traced.response_header_size_);
+    std::memcpy(header.data() + traced.response_header_size_, text.data(), size);
+    traced.response_header_size_ += size;
+  };
+
+  // Unsampled (most requests, under the default rule): the segment is made only if the handler's
+  // flow asks for it. A caller's extra header keys, rare, take the ordinary path.
+  if (!options.sampling->sampled && options.propagated_header_keys.empty()) {
+    recorder.CountDeferredSegment();
+    traced.recorder_ = &recorder;
+    traced.trace_id_ = options.trace_id.empty() ? core::TraceId::Generate() : options.trace_id;
+    traced.parent_id_ = options.parent_id;
+    if (name_from_host) {
+      traced.host_name_ = std::string(name);
+    } else {
+      traced.name_ = name;
+    }
+    traced.context_.Defer(&traced);
+    append("Root=");
+    append(traced.trace_id_.view());
+    if (caller_asked) append(";Sampled=0");
+    return traced;
+  }
+
   std::shared_ptr<core::Segment> segment = recorder.CreateSegment(name, std::move(options));
   if (!segment) return traced;
 
@@ -117,12 +148,6 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
     }
   }
 
-  const auto append = [&traced](std::string_view text) {
-    std::array<char, 64>& header = traced.response_header_;
-    const size_t size = std::min(text.size(), header.size() - traced.response_header_size_);
-    std::memcpy(header.data() + traced.response_header_size_, text.data(), size);
-    traced.response_header_size_ += size;
-  };
   append("Root=");
   append(segment->trace_id().view());
   if (caller_asked) append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
@@ -130,11 +155,50 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   return traced;
 }
 
+TracedRequest::TracedRequest(TracedRequest&& other) noexcept
+    : recorder_(other.recorder_),
+      trace_id_(other.trace_id_),
+      parent_id_(other.parent_id_),
+      name_(other.name_),
+      host_name_(std::move(other.host_name_)),
+      response_header_(other.response_header_),
+      response_header_size_(other.response_header_size_),
+      finished_(other.finished_) {
+  context_.TakeFrom(other.context_, this);
+}
+
+TracedRequest& TracedRequest::operator=(TracedRequest&& other) noexcept {
+  if (this != &other) {
+    End();
+    recorder_ = other.recorder_;
+    trace_id_ = other.trace_id_;
+    parent_id_ = other.parent_id_;
+    name_ = other.name_;
+    host_name_ = std::move(other.host_name_);
+    response_header_ = other.response_header_;
+    response_header_size_ = other.response_header_size_;
+    finished_ = other.finished_;
+    context_.TakeFrom(other.context_, this);
+  }
+  return *this;
+}
+
 TracedRequest::~TracedRequest() { End(); }
 
+std::shared_ptr<core::Segment> TracedRequest::BuildSegment() const {
+  std::shared_ptr<core::Segment> segment = recorder_->CreateDeferredSegment(
+      host_name_.empty() ? name_ : std::string_view(host_name_), trace_id_, parent_id_);
+  // Made after the request ended: it has ended too.
+  if (segment != nullptr && finished_) segment->End();
+  return segment;
+}
+
 void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
+  // Not made yet: unsampled, and nothing to record (writes to it would be ignored).
+  if (context_.deferred()) finished_ = true;
+  if (finished_) return;
   core::Segment* segment = context_.segment();
-  if (segment == nullptr || finished_) return;
+  if (segment == nullptr) return;
   segment->ApplyStatusCode(status);
   // Unsampled: ApplyStatusCode wrote nothing, so there is no response to add to.
   if (content_length && segment->sampled())
@@ -143,14 +207,17 @@ void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
 }
 
 void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
+  if (context_.deferred()) finished_ = true;
+  if (finished_) return;
   core::Segment* segment = context_.segment();
-  if (segment == nullptr || finished_) return;
+  if (segment == nullptr) return;
   segment->ApplyStatusCode(500);
   segment->AddException(exception);
   End();
 }
 
 void TracedRequest::End() {
+  if (context_.deferred()) finished_ = true;
   if (finished_ || context_.segment() == nullptr) return;
   finished_ = true;
   // context_ keeps the segment alive through End().

@@ -44,15 +44,20 @@ struct IncomingRequest {
 
 // One traced request: its segment and the flow context its handler must run in. Ending is
 // explicit (Finish / FinishWithException); a TracedRequest destroyed unfinished ends its segment
-// without a status. Move-only.
-class TracedRequest {
+// without a status. Move-only; must not outlive its RequestTracer.
+//
+// An unsampled request's segment (never sent; writes to it are ignored) is made only when the
+// handler's flow asks for it (core::TraceContext::Defer): its trace id goes out in the response
+// header all the same, and a caller's Parent and Sampled=0 still reach downstream calls. The
+// segment's start time is then when it was made.
+class TracedRequest : private core::SegmentBuilder {
  public:
   TracedRequest() = default;
-  TracedRequest(TracedRequest&&) = default;
-  TracedRequest& operator=(TracedRequest&&) = default;
+  TracedRequest(TracedRequest&& other) noexcept;
+  TracedRequest& operator=(TracedRequest&& other) noexcept;
   ~TracedRequest();
 
-  // Null when the recorder is disabled.
+  // Null when the recorder is disabled. Makes a deferred segment.
   core::Segment* segment() const { return context_.segment(); }
   // The handler's flow: install it (core::ScopedContext, or //context's executor) while the
   // handler runs so its subsegments land under this request's segment.
@@ -72,8 +77,17 @@ class TracedRequest {
  private:
   friend class RequestTracer;
   void End();
+  std::shared_ptr<core::Segment> BuildSegment() const override;
 
   core::TraceContext context_;
+  // What a deferred segment is made from: the recorder (which outlives the tracer's requests),
+  // the trace, the caller's entity and the name (a view of the tracer's or the recorder's
+  // names, or a copy of the request's host).
+  core::Recorder* recorder_ = nullptr;
+  core::TraceId trace_id_;
+  core::EntityId parent_id_;
+  std::string_view name_;
+  std::string host_name_;
   // "Root=<35-character trace id>;Sampled=1" at most: kept inline, not allocated per request.
   std::array<char, 64> response_header_;
   size_t response_header_size_ = 0;
@@ -94,7 +108,9 @@ class RequestTracer {
   const SegmentNaming& naming() const { return naming_; }
 
  private:
-  std::string_view SegmentName(std::string_view host, const core::Recorder& recorder) const;
+  // `from_host`: the name is (a view of) the request's host.
+  std::string_view SegmentName(std::string_view host, const core::Recorder& recorder,
+                               bool& from_host) const;
 
   std::shared_ptr<core::Recorder> recorder_;
   SegmentNaming naming_;

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "core/testing/collecting_sink.h"
 
@@ -97,6 +99,55 @@ TEST(RequestTracerTest, UnsampledRequestRecordsNoFields) {
   traced.Finish(503, /*content_length=*/12);
   EXPECT_FALSE(traced.segment()->http().response.has_value());
   EXPECT_FALSE(traced.segment()->fault());
+}
+
+struct NeverSampler : core::Sampler {
+  core::SamplingDecision ShouldTrace(const core::SamplingRequest&) override { return {}; }
+};
+
+// An unsampled request's segment is made only when the flow asks for it, once, from the
+// request's trace, the caller's entity and the name; the response header does not need it.
+TEST(RequestTracerTest, AnUnsampledRequestsSegmentIsMadeOnlyWhenAskedFor) {
+  auto recorder = MakeRecorder(std::make_shared<NeverSampler>());
+  RequestTracer tracer(recorder, SegmentNaming::Dynamic("*.example.com", "fallback"));
+  std::string host = "api.example.com:443";
+  IncomingRequest request = Request(host);
+  request.trace_header =
+      "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?";
+  TracedRequest traced = tracer.Begin(request);
+  host.assign(host.size(), 'x');  // the request is gone before the segment is made
+  EXPECT_TRUE(traced.context().deferred());
+  EXPECT_EQ(recorder->stats().segments_unsampled, 1u);
+  EXPECT_EQ(traced.response_header(), "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0");
+
+  // Moved (constructed, then assigned) and the originals gone: the deferral moved along.
+  auto moved = std::make_unique<TracedRequest>(std::move(traced));
+  TracedRequest assigned;
+  assigned = std::move(*moved);
+  moved.reset();
+  EXPECT_TRUE(assigned.context().deferred());
+  core::Segment* segment = assigned.segment();
+  ASSERT_NE(segment, nullptr);
+  EXPECT_EQ(assigned.segment(), segment);
+  EXPECT_FALSE(segment->sampled());
+  EXPECT_EQ(segment->name(), "api.example.com");
+  EXPECT_EQ(segment->trace_id().view(), "1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_EQ(segment->parent_id().ToString(), "53995c3f42cd8ad8");
+  EXPECT_EQ(recorder->stats().segments_begun, 1u);  // counted once, when deferred
+}
+
+// Finishing never makes the segment; one made afterwards (a flow that outlived the response)
+// has ended.
+TEST(RequestTracerTest, AnUnsampledRequestFinishesWithoutItsSegment) {
+  RequestTracer tracer(MakeRecorder(std::make_shared<NeverSampler>()), SegmentNaming::Fixed("x"));
+  TracedRequest traced = tracer.Begin(Request("h"));
+  ASSERT_TRUE(traced.context().deferred());
+  traced.Finish(200, 5);
+  EXPECT_TRUE(traced.context().deferred());
+  ASSERT_NE(traced.segment(), nullptr);
+  EXPECT_TRUE(traced.segment()->ended());
+  EXPECT_EQ(traced.response_header().substr(0, 5), "Root=");
+  EXPECT_EQ(traced.response_header().substr(5), traced.segment()->trace_id().view());
 }
 
 TEST(RequestTracerTest, DisabledRecorderTracesNothing) {
