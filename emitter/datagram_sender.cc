@@ -274,6 +274,7 @@ class DatagramSender::State {
   bool Park() {
     std::unique_lock lock(mu_);
     rest_.store(Rest::kAsleep, std::memory_order_seq_cst);
+    ++stats_.sleeps;  // under the lock: stats() sees it only once we wait (or were woken)
     if (queue_.Empty()) {
       wake_.wait(lock, [this] {
         return rest_.load(std::memory_order_relaxed) == Rest::kAwake || stopping_;

@@ -81,6 +81,8 @@ class DatagramSender {
     // Items whose thread woke the sender thread (a system call there): the first after a quiet
     // spell (sleep_after), or a whole batch waiting while it slept (idle_delay).
     uint64_t producer_wakeups = 0;
+    // Times the sender thread went to sleep until woken: at start, and after each quiet spell.
+    uint64_t sleeps = 0;
     core::SerializationStats serialization;  // of the documents serialized so far
   };
 

@@ -188,8 +188,18 @@ TEST(DatagramSenderTest, ItemsThatTrickleInDoNotWakeTheSender) {
   EXPECT_LE(sender->stats().producer_wakeups, 1u);
 }
 
-// With idle_delay 0 (or after a quiet spell of sleep_after) the sender sleeps until woken, and
-// the next item's thread wakes it at once.
+// Waits until the sender thread has gone to sleep `count` times in all; false at the deadline.
+bool WaitForSleeps(const DatagramSender& sender, uint64_t count) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (sender.stats().sleeps < count) {
+    if (absl::Now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// After a quiet spell of sleep_after (here none at all), the sender sleeps until woken, and the
+// next item's thread wakes it at once, however long a doze would be.
 TEST(DatagramSenderTest, AfterAQuietSpellTheNextItemWakesTheSender) {
   UdpReceiver receiver;
   DatagramSender::Options options;
@@ -198,11 +208,28 @@ TEST(DatagramSenderTest, AfterAQuietSpellTheNextItemWakesTheSender) {
   options.sleep_after = absl::ZeroDuration();
   auto sender = NewSender(receiver.endpoint(), options);
   ASSERT_NE(sender, nullptr);
-  for (int i = 0; i < 3; ++i) {
+  for (uint64_t i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(WaitForSleeps(*sender, i));  // asleep since the start, then since item i - 1
     ASSERT_TRUE(sender->Enqueue(absl::StrCat("item ", i)));
     ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{absl::StrCat("item ", i)});
+    EXPECT_EQ(sender->stats().producer_wakeups, i);
   }
-  EXPECT_GE(sender->stats().producer_wakeups, 1u);
+}
+
+// A doze ends when the quiet spell reaches sleep_after, however long idle_delay is: then the
+// sender sleeps, and costs nothing until the next item.
+TEST(DatagramSenderTest, ADozeEndsInSleepAfterTheQuietSpell) {
+  UdpReceiver receiver;
+  DatagramSender::Options options;
+  options.batch_delay = absl::ZeroDuration();
+  options.idle_delay = absl::Minutes(1);
+  options.sleep_after = absl::Milliseconds(20);
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Enqueue("first"));
+  ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{"first"});
+  // Asleep at start (unless "first" came before), then after "first" and a 20 ms doze.
+  EXPECT_TRUE(WaitForSleeps(*sender, sender->stats().producer_wakeups + 1));
 }
 
 // Flush() does not wait for a doze to end, nor does a backlog of a whole batch.

@@ -176,6 +176,9 @@ TEST(BenchToolsTest, ScriptsRejectBadArguments) {
   ChildProcess http_bench({"/bin/bash", Tool("run_http_bench.sh"), "--sampling", "half"}, env);
   EXPECT_EQ(http_bench.Wait(absl::Now() + kStepTimeout), 2);
   EXPECT_THAT(http_bench.err(), HasSubstr("bad --sampling 'half'"));
+  ChildProcess paced_bench({"/bin/bash", Tool("run_http_bench.sh"), "--rate", "fast"}, env);
+  EXPECT_EQ(paced_bench.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(paced_bench.err(), HasSubstr("bad --rate 'fast'"));
   ChildProcess server_cpu({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"}, env);
   EXPECT_EQ(server_cpu.Wait(absl::Now() + kStepTimeout), 2);
   EXPECT_THAT(server_cpu.err(), HasSubstr("bad --baseline 'nothing'"));

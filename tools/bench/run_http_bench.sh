@@ -10,8 +10,12 @@
 #
 #   tools/bench/run_http_bench.sh [--connections C] [--duration-s D] [--warmup-s W] [--rounds R]
 #                                 [--frameworks "httplib beast"] [--pin 0|1]
-#                                 [--sampling all|default|none]
+#                                 [--sampling all|default|none] [--rate RPS]
 #
+# --rate RPS: open loop at RPS requests a second (http_load --rate), each request timed from when
+# it was due: the latency the middleware adds below saturation (requests/s then only shows that
+# both servers kept up). Default: closed loop, for requests/s at saturation, where latency is
+# mostly queueing (p99 rises with any loss of throughput).
 # Per framework, the untraced and the traced server run side by side for the whole measurement
 # and the load alternates between them: R rounds, each a slice of W + D seconds on the untraced
 # server then one on the traced server. The table gives the median over rounds of each pair's
@@ -29,8 +33,9 @@ rounds=10
 frameworks="httplib beast"
 pin=0
 sampling=all
+rate=""
 usage() {
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -43,6 +48,7 @@ while (($#)); do
     --frameworks) frameworks="$2" ;;
     --pin) pin="$2" ;;
     --sampling) sampling="$2" ;;
+    --rate) rate="$2" ;;
     *) usage ;;
   esac
   shift 2
@@ -53,6 +59,10 @@ if [[ "$sampling" != all && "$sampling" != default && "$sampling" != none ]]; th
 fi
 if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
   echo "run_http_bench: bad --rounds '$rounds': expected an integer >= 1" >&2
+  exit 2
+fi
+if [[ -n "$rate" ]] && ! [[ "$rate" =~ ^[1-9][0-9]*$ ]]; then
+  echo "run_http_bench: bad --rate '$rate': expected requests a second, an integer >= 1" >&2
   exit 2
 fi
 
@@ -76,12 +86,13 @@ fi
 
 field() { sed -nE "s/.*\"$2\":([-0-9.]+).*/\1/p" <<<"$1"; }
 
-# slice FRAMEWORK TRACED PORT: one slice of load on PORT; appends "ROUND rps p99_us" to
+# slice FRAMEWORK TRACED PORT: one slice of load on PORT; appends "ROUND rps p99_us p50_us" to
 # $work/FRAMEWORK.TRACED.
 slice() {
   local framework="$1" traced="$2" port="$3" load errors
   load="$("${pin_client[@]}" "$work/http_load" --url "http://127.0.0.1:$port/hello" \
-    --connections "$connections" --duration-s "$duration_s" --warmup-s "$warmup_s" || true)"
+    --connections "$connections" --duration-s "$duration_s" --warmup-s "$warmup_s" \
+    ${rate:+--rate "$rate"} || true)"
   echo "  $framework round=$round traced=$traced load=$load" >&2
   if [[ -z "$(field "$load" rps)" ]]; then
     echo "run_http_bench: no result from http_load" >&2
@@ -89,7 +100,8 @@ slice() {
   fi
   errors="$(field "$load" errors)"
   ((errors == 0)) || echo "run_http_bench: WARNING: $errors errors" >&2
-  echo "$round $(field "$load" rps) $(field "$load" p99_us)" >>"$work/$framework.$traced"
+  echo "$round $(field "$load" rps) $(field "$load" p99_us) $(field "$load" p50_us)" \
+    >>"$work/$framework.$traced"
 }
 
 # run FRAMEWORK: both servers (and the sink) up, then the rounds of alternating slices; checks
@@ -125,8 +137,8 @@ run() {
   fi
 }
 
-echo "load: $connections connections, $rounds round(s) of ${warmup_s}s warm-up + ${duration_s}s" \
-  "per server; sampling: $sampling;" \
+echo "load: $connections connections, ${rate:-closed loop}${rate:+ requests/s}, $rounds round(s)" \
+  "of ${warmup_s}s warm-up + ${duration_s}s per server; sampling: $sampling;" \
   "pinning: ${pin_server[*]:-none} / ${pin_client[*]:-none}" >&2
 for framework in $frameworks; do
   run "$framework" || true
@@ -141,15 +153,16 @@ median() {
 
 # Overheads are medians of each round's untraced/traced pair (neighbouring slices), which
 # cancels most of the drift of a shared machine; rps and p99 are medians over the paired rounds.
-printf '\n%-8s %12s %12s %10s %12s %12s %12s\n' framework rps_untraced rps_traced \
-  rps_ovh_% p99_untr_us p99_trac_us p99_ovh_us
+printf '\n%-8s %12s %12s %10s %12s %12s %12s %12s\n' framework rps_untraced rps_traced \
+  rps_ovh_% p99_untr_us p99_trac_us p99_ovh_us p50_ovh_us
 for framework in $frameworks; do
   pairs="$work/$framework.pairs"
   touch "$work/$framework.0" "$work/$framework.1"
-  # Each line: rps untraced, rps traced, overhead %, p99 untraced, p99 traced, overhead us.
+  # Each line: rps untraced, rps traced, overhead %, p99 untraced, p99 traced, overhead us,
+  # p50 overhead us.
   join <(sort -k1,1 "$work/$framework.0") <(sort -k1,1 "$work/$framework.1") |
-    awk '{ print $2, $4, ($2 - $4) * 100 / $2, $3, $5, $5 - $3 }' >"$pairs"
-  printf '%-8s %12s %12s %10s %12s %12s %12s\n' "$framework" "$(median "$pairs" 1 %.0f)" \
+    awk '{ print $2, $5, ($2 - $5) * 100 / $2, $3, $6, $6 - $3, $7 - $4 }' >"$pairs"
+  printf '%-8s %12s %12s %10s %12s %12s %12s %12s\n' "$framework" "$(median "$pairs" 1 %.0f)" \
     "$(median "$pairs" 2 %.0f)" "$(median "$pairs" 3 %.1f)" "$(median "$pairs" 4 %.1f)" \
-    "$(median "$pairs" 5 %.1f)" "$(median "$pairs" 6 %.1f)"
+    "$(median "$pairs" 5 %.1f)" "$(median "$pairs" 6 %.1f)" "$(median "$pairs" 7 %.1f)"
 done
