@@ -84,7 +84,14 @@ bool RunsOnOneThread(boost::asio::io_context& io) {
 void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
                  std::optional<int64_t> content_length) {
   if (!traced.response_header().empty()) {
-    response.set("X-Amzn-Trace-Id", traced.response_header());
+    // Inserted, not set: set() looks the name up among Beast's known fields first, and only a
+    // handler that added the header itself needs it replaced.
+    static constexpr std::string_view kName = "X-Amzn-Trace-Id";
+    if (response.find(kName) == response.end()) {
+      response.insert(boost::beast::http::field::unknown, kName, traced.response_header());
+    } else {
+      response.set(kName, traced.response_header());
+    }
   }
   traced.Finish(response.result_int(), content_length);
 }

@@ -569,6 +569,23 @@ TEST_F(BeastMiddlewareTest, PlainFunctionHandlers) {
                 {"plain /ok", 200}, {"plain /throw", 500}, {"own /ok", 200}, {"own /throw", 500}}));
 }
 
+// A handler's own X-Amzn-Trace-Id (any case) is replaced: the response carries one, ours.
+TEST_F(BeastMiddlewareTest, TheResponseCarriesOneTraceHeaderOurs) {
+  const unsigned short port = Serve("own-header", [](Request request) -> Response {
+    Response response = Reply(request, http::status::ok);
+    response.set("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793");
+    return response;
+  });
+  auto responses = Run(Exchange(port, {Get(port, "/a")}));
+  ASSERT_TRUE(responses);
+  const Response& response = responses->at(0);
+  EXPECT_EQ(response.count("X-Amzn-Trace-Id"), 1u);
+  const auto documents = Documents();
+  ASSERT_EQ(documents.size(), 1u);
+  EXPECT_EQ(std::string(response["X-Amzn-Trace-Id"]),
+            std::string("Root=") + documents[0]["trace_id"].GetString());
+}
+
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
 TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
   {
