@@ -188,6 +188,15 @@ TEST(DatagramSenderTest, ItemsThatTrickleInDoNotWakeTheSender) {
   EXPECT_LE(sender->stats().producer_wakeups, 1u);
 }
 
+// No linger, and a doze (until `sleep_after`) that would outlast every deadline of the tests.
+DatagramSender::Options Dozing(absl::Duration sleep_after) {
+  DatagramSender::Options options;
+  options.batch_delay = absl::ZeroDuration();
+  options.idle_delay = absl::Minutes(1);
+  options.sleep_after = sleep_after;
+  return options;
+}
+
 // Waits until the sender thread has gone to sleep `count` times in all; false at the deadline.
 bool WaitForSleeps(const DatagramSender& sender, uint64_t count) {
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -202,11 +211,7 @@ bool WaitForSleeps(const DatagramSender& sender, uint64_t count) {
 // next item's thread wakes it at once, however long a doze would be.
 TEST(DatagramSenderTest, AfterAQuietSpellTheNextItemWakesTheSender) {
   UdpReceiver receiver;
-  DatagramSender::Options options;
-  options.batch_delay = absl::ZeroDuration();
-  options.idle_delay = absl::Minutes(1);  // a doze would outlast every deadline below
-  options.sleep_after = absl::ZeroDuration();
-  auto sender = NewSender(receiver.endpoint(), options);
+  auto sender = NewSender(receiver.endpoint(), Dozing(absl::ZeroDuration()));
   ASSERT_NE(sender, nullptr);
   for (uint64_t i = 1; i <= 3; ++i) {
     ASSERT_TRUE(WaitForSleeps(*sender, i));  // asleep since the start, then since item i - 1
@@ -220,11 +225,7 @@ TEST(DatagramSenderTest, AfterAQuietSpellTheNextItemWakesTheSender) {
 // sender sleeps, and costs nothing until the next item.
 TEST(DatagramSenderTest, ADozeEndsInSleepAfterTheQuietSpell) {
   UdpReceiver receiver;
-  DatagramSender::Options options;
-  options.batch_delay = absl::ZeroDuration();
-  options.idle_delay = absl::Minutes(1);
-  options.sleep_after = absl::Milliseconds(20);
-  auto sender = NewSender(receiver.endpoint(), options);
+  auto sender = NewSender(receiver.endpoint(), Dozing(absl::Milliseconds(20)));
   ASSERT_NE(sender, nullptr);
   ASSERT_TRUE(sender->Enqueue("first"));
   ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{"first"});
@@ -235,11 +236,7 @@ TEST(DatagramSenderTest, ADozeEndsInSleepAfterTheQuietSpell) {
 // Flush() does not wait for a doze to end, nor does a backlog of a whole batch.
 TEST(DatagramSenderTest, FlushAndABatchWaitingCutADozeShort) {
   UdpReceiver receiver;
-  DatagramSender::Options options;
-  options.batch_delay = absl::ZeroDuration();
-  options.idle_delay = absl::Minutes(1);
-  options.sleep_after = absl::Hours(1);
-  auto sender = NewSender(receiver.endpoint(), options);
+  auto sender = NewSender(receiver.endpoint(), Dozing(absl::Hours(1)));
   ASSERT_NE(sender, nullptr);
   ASSERT_TRUE(sender->Enqueue("first"));  // wakes the sender, which then dozes
   ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{"first"});
