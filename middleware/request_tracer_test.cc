@@ -56,6 +56,14 @@ TEST(RequestTracerTest, AsksTheSamplerWithHostMethodPathAndName) {
   EXPECT_EQ(traced.segment()->http().request->url, "http://shop.example:8080/api/orders?id=7");
   EXPECT_EQ(traced.segment()->http().request->client_ip, "10.0.0.9");
   EXPECT_FALSE(traced.segment()->http().request->x_forwarded_for);
+
+  IncomingRequest fragment = Request("shop.example");
+  fragment.target = "/api/items#top";
+  tracer.Begin(fragment);
+  EXPECT_EQ(sampler->path, "/api/items");
+  fragment.target = "/api/items";
+  tracer.Begin(fragment);
+  EXPECT_EQ(sampler->path, "/api/items");
 }
 
 TEST(RequestTracerTest, DynamicNamingByHost) {
