@@ -61,9 +61,31 @@ Tracing::~Tracing() {
 bool Tracing::Flush(absl::Duration timeout) const { return emitter_->Flush(absl::Now() + timeout); }
 
 absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
+  // The daemon address and the flush timeout can be set here or in `emitter`: whichever was
+  // set is used, and two different values are an error rather than a silent choice.
   emitter::EmitterOptions emitter_options = options.emitter;
-  emitter_options.daemon_address = options.daemon_address;
-  emitter_options.flush_timeout = options.flush_timeout;
+  if (!options.daemon_address.empty()) {
+    if (!emitter_options.daemon_address.empty() &&
+        emitter_options.daemon_address != options.daemon_address) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the daemon address is set twice: TracingOptions::daemon_address '",
+                       options.daemon_address, "' and TracingOptions::emitter.daemon_address '",
+                       emitter_options.daemon_address, "'"));
+    }
+    emitter_options.daemon_address = options.daemon_address;
+  }
+  if (options.flush_timeout != TracingOptions{}.flush_timeout) {
+    if (emitter_options.flush_timeout != emitter::EmitterOptions{}.flush_timeout &&
+        emitter_options.flush_timeout != options.flush_timeout) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the flush timeout is set twice: TracingOptions::flush_timeout ",
+                       absl::FormatDuration(options.flush_timeout),
+                       " and TracingOptions::emitter.flush_timeout ",
+                       absl::FormatDuration(emitter_options.flush_timeout)));
+    }
+    emitter_options.flush_timeout = options.flush_timeout;
+  }
+  const absl::Duration flush_timeout = emitter_options.flush_timeout;
   absl::StatusOr<std::shared_ptr<emitter::UdpEmitter>> emitter =
       emitter::UdpEmitter::Create(std::move(emitter_options));
   if (!emitter.ok()) return emitter.status();
@@ -84,7 +106,7 @@ absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
     if (absl::Status started = centralized->Start(); !started.ok()) return started;
   }
   return std::unique_ptr<Tracing>(new Tracing(*std::move(emitter), *std::move(recorder),
-                                              std::move(centralized), options.flush_timeout));
+                                              std::move(centralized), flush_timeout));
 }
 
 }  // namespace xraysink

@@ -33,8 +33,9 @@ struct TracingOptions {
   // Further recorder settings (context-missing strategy, origin, log groups, ...). Its sink
   // and service name are set by Configure; its sampler, when set, replaces the above.
   core::RecorderOptions recorder;
-  // Further emitter settings (queue capacity, batch delay, caller_serializes_above). Its daemon
-  // address and flush timeout are set by Configure from the fields here.
+  // Further emitter settings (queue capacity, batch and idle delays, caller_serializes_above).
+  // Its daemon address and flush timeout may be set there or in the fields here, not both with
+  // different values (Configure then fails, naming both).
   emitter::EmitterOptions emitter;
   absl::Duration flush_timeout = absl::Seconds(1);
 };

@@ -270,5 +270,35 @@ TEST_F(EmitterIntegrationTest, EmitterOptionsReachTheEmitter) {
       << tracing.status();
 }
 
+// The daemon address may be set in TracingOptions::emitter instead: it is used, not overwritten.
+// Set in both places with different values, Configure fails, naming both.
+TEST_F(EmitterIntegrationTest, TheDaemonAddressMayBeSetInTheEmitterOptions) {
+  TracingOptions options;
+  options.recorder.read_environment = false;
+  options.recorder.sampler = std::make_shared<core::DefaultSampler>(0, 1.0);
+  options.emitter.daemon_address = daemon_->address();
+  absl::StatusOr<std::unique_ptr<Tracing>> tracing = Configure(options);
+  ASSERT_TRUE(tracing.ok()) << tracing.status();
+  (*tracing)->recorder().BeginSegment("via-emitter-options");
+  (*tracing)->recorder().EndSegment();
+  EXPECT_TRUE(daemon_->WaitFor(1, kTimeout));
+  tracing->reset();
+
+  options.daemon_address = "127.0.0.1:2000";
+  tracing = Configure(options);
+  ASSERT_FALSE(tracing.ok());
+  EXPECT_EQ(tracing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(tracing.status().message().find(daemon_->address()), absl::string_view::npos)
+      << tracing.status();
+
+  options.daemon_address = "";
+  options.flush_timeout = absl::Seconds(3);
+  options.emitter.flush_timeout = absl::Seconds(2);
+  tracing = Configure(options);
+  ASSERT_FALSE(tracing.ok());
+  EXPECT_NE(tracing.status().message().find("flush timeout"), absl::string_view::npos)
+      << tracing.status();
+}
+
 }  // namespace
 }  // namespace xraysink::integration_tests
