@@ -29,11 +29,7 @@ TraceContext& TraceContext::operator=(const TraceContext& other) {
   return *this;
 }
 
-TraceContext::TraceContext(TraceContext&& other) {
-  other.segment_ptr();
-  segment_ = std::move(other.segment_);
-  current_ = std::exchange(other.current_, nullptr);
-}
+TraceContext::TraceContext(TraceContext&& other) { *this = std::move(other); }
 
 TraceContext& TraceContext::operator=(TraceContext&& other) {
   if (this != &other) {

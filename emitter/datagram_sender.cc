@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -429,17 +430,15 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
     return absl::InvalidArgumentError(absl::StrCat(
         "emitter queue capacity must be 2..", kMaxQueueCapacity, ", not ", options.queue_capacity));
   }
-  if (options.batch_delay < absl::ZeroDuration() || options.batch_delay > absl::Minutes(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("emitter batch delay must be 0..1m, not ",
-                                                   absl::FormatDuration(options.batch_delay)));
-  }
-  if (options.idle_delay < absl::ZeroDuration() || options.idle_delay > absl::Minutes(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("emitter idle delay must be 0..1m, not ",
-                                                   absl::FormatDuration(options.idle_delay)));
-  }
-  if (options.sleep_after < absl::ZeroDuration() || options.sleep_after > absl::Hours(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("emitter sleep-after must be 0..1h, not ",
-                                                   absl::FormatDuration(options.sleep_after)));
+  for (const auto& [name, value, max] :
+       {std::tuple("batch delay", options.batch_delay, absl::Minutes(1)),
+        std::tuple("idle delay", options.idle_delay, absl::Minutes(1)),
+        std::tuple("sleep-after", options.sleep_after, absl::Hours(1))}) {
+    if (value < absl::ZeroDuration() || value > max) {
+      return absl::InvalidArgumentError(absl::StrCat("emitter ", name, " must be 0..",
+                                                     absl::FormatDuration(max), ", not ",
+                                                     absl::FormatDuration(value)));
+    }
   }
   if (udp.host.empty() || udp.port == 0) {
     return absl::InvalidArgumentError(

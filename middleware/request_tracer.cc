@@ -195,11 +195,14 @@ std::shared_ptr<core::Segment> TracedRequest::BuildSegment() const {
   return segment;
 }
 
-void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
+core::Segment* TracedRequest::Unfinished() {
   // Not made yet: unsampled, and nothing to record (writes to it would be ignored).
   if (context_.deferred()) finished_ = true;
-  if (finished_) return;
-  core::Segment* segment = context_.segment();
+  return finished_ ? nullptr : context_.segment();
+}
+
+void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
+  core::Segment* segment = Unfinished();
   if (segment == nullptr) return;
   segment->ApplyStatusCode(status);
   // Unsampled: ApplyStatusCode wrote nothing, so there is no response to add to.
@@ -209,9 +212,7 @@ void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
 }
 
 void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
-  if (context_.deferred()) finished_ = true;
-  if (finished_) return;
-  core::Segment* segment = context_.segment();
+  core::Segment* segment = Unfinished();
   if (segment == nullptr) return;
   segment->ApplyStatusCode(500);
   segment->AddException(exception);
@@ -219,11 +220,11 @@ void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
 }
 
 void TracedRequest::End() {
-  if (context_.deferred()) finished_ = true;
-  if (finished_ || context_.segment() == nullptr) return;
+  core::Segment* segment = Unfinished();
+  if (segment == nullptr) return;
   finished_ = true;
   // context_ keeps the segment alive through End().
-  context_.segment()->End();
+  segment->End();
 }
 
 }  // namespace xraysink::middleware

@@ -76,6 +76,8 @@ class TracedRequest : private core::SegmentBuilder {
 
  private:
   friend class RequestTracer;
+  // The segment whose end is still to record, or null (none, ended, or deferred: then never).
+  core::Segment* Unfinished();
   void End();
   std::shared_ptr<core::Segment> BuildSegment() const override;
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rapidjson/document.h"
@@ -59,6 +60,14 @@ int64_t Count(const rapidjson::Value& object, const char* name) {
   return static_cast<int64_t>(member->value.GetUint64());
 }
 
+// Runs `argv` and expects it to refuse: exit status 2 and `message` on stderr.
+void ExpectRejected(const std::vector<std::string>& argv, const std::string& message) {
+  SCOPED_TRACE(absl::StrJoin(argv, " "));
+  ChildProcess process(argv, testing::WithoutVariables("AWS_XRAY_"));
+  EXPECT_EQ(process.Wait(absl::Now() + kStepTimeout), 2);
+  EXPECT_THAT(process.err(), HasSubstr(message));
+}
+
 TEST(BenchToolsTest, EmitLoadReceivesEveryDatagramItSends) {
   for (const bool raw : {false, true}) {
     std::vector<std::string> args = {"300", "4", "--json"};
@@ -75,12 +84,8 @@ TEST(BenchToolsTest, EmitLoadReceivesEveryDatagramItSends) {
 }
 
 TEST(BenchToolsTest, EmitLoadRejectsBadArguments) {
-  ChildProcess zero(Argv("emit_load", {"0", "10"}), testing::WithoutVariables("AWS_XRAY_"));
-  EXPECT_EQ(zero.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(zero.err(), HasSubstr("N must be > 0"));
-  ChildProcess unknown(Argv("emit_load", {"--fast"}), testing::WithoutVariables("AWS_XRAY_"));
-  EXPECT_EQ(unknown.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(unknown.err(), HasSubstr("usage: emit_load"));
+  ExpectRejected(Argv("emit_load", {"0", "10"}), "N must be > 0");
+  ExpectRejected(Argv("emit_load", {"--fast"}), "usage: emit_load");
 }
 
 // The environment of a hello server. Debian's libcpp-httplib is not built with TSan, and under
@@ -155,36 +160,23 @@ TEST_P(HelloServerTest, TracedServerSendsOneSegmentPerRequestAndTheSinkCountsThe
 INSTANTIATE_TEST_SUITE_P(Frameworks, HelloServerTest, ::testing::Values("httplib", "beast"));
 
 TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
-  const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
-  ChildProcess server(Argv("http_hello", {"--framework", "nginx", "--traced", "0"}), env);
-  EXPECT_EQ(server.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(server.err(), HasSubstr("usage: http_hello"));
-  ChildProcess load(Argv("http_load", {"--url", "ftp://127.0.0.1/"}), env);
-  EXPECT_EQ(load.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(load.err(), HasSubstr("usage: http_load"));
-  ChildProcess none(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--requests", "0"}), env);
-  EXPECT_EQ(none.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(none.err(), HasSubstr("bad --requests '0'"));
-  ChildProcess unpaced(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--rate", "0"}), env);
-  EXPECT_EQ(unpaced.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(unpaced.err(), HasSubstr("bad --rate '0'"));
+  ExpectRejected(Argv("http_hello", {"--framework", "nginx", "--traced", "0"}),
+                 "usage: http_hello");
+  ExpectRejected(Argv("http_load", {"--url", "ftp://127.0.0.1/"}), "usage: http_load");
+  ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--requests", "0"}),
+                 "bad --requests '0'");
+  ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--rate", "0"}),
+                 "bad --rate '0'");
 }
 
 // The scripts check their arguments before building anything.
 TEST(BenchToolsTest, ScriptsRejectBadArguments) {
-  const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
-  ChildProcess http_bench({"/bin/bash", Tool("run_http_bench.sh"), "--sampling", "half"}, env);
-  EXPECT_EQ(http_bench.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(http_bench.err(), HasSubstr("bad --sampling 'half'"));
-  ChildProcess paced_bench({"/bin/bash", Tool("run_http_bench.sh"), "--rate", "fast"}, env);
-  EXPECT_EQ(paced_bench.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(paced_bench.err(), HasSubstr("bad --rate 'fast'"));
-  ChildProcess server_cpu({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"}, env);
-  EXPECT_EQ(server_cpu.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(server_cpu.err(), HasSubstr("bad --baseline 'nothing'"));
-  ChildProcess unknown({"/bin/bash", Tool("server_cpu.sh"), "--fast", "1"}, env);
-  EXPECT_EQ(unknown.Wait(absl::Now() + kStepTimeout), 2);
-  EXPECT_THAT(unknown.err(), HasSubstr("tools/bench/server_cpu.sh"));
+  ExpectRejected({"/bin/bash", Tool("run_http_bench.sh"), "--sampling", "half"},
+                 "bad --sampling 'half'");
+  ExpectRejected({"/bin/bash", Tool("run_http_bench.sh"), "--rate", "fast"}, "bad --rate 'fast'");
+  ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"},
+                 "bad --baseline 'nothing'");
+  ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--fast", "1"}, "tools/bench/server_cpu.sh");
 }
 
 }  // namespace
