@@ -17,10 +17,10 @@
 # both servers kept up). Default: closed loop, for requests/s at saturation, where latency is
 # mostly queueing (p99 rises with any loss of throughput).
 # Per framework, the untraced and the traced server run side by side for the whole measurement
-# and the load alternates between them: R rounds, each a slice of W + D seconds on the untraced
-# server then one on the traced server. The table gives the median over rounds of each pair's
-# overhead: on a shared VM whose speed drifts over tens of seconds, neighbouring slices see the
-# same machine. --pin 1 pins the servers to SERVER_CPU (default 0), the load generator and the
+# and the load alternates between them: R rounds, each a slice of W + D seconds on each server,
+# the untraced one first in odd rounds, the traced one in even. The table gives the median over
+# rounds of each pair's overhead: on a shared VM whose speed drifts over tens of seconds,
+# neighbouring slices see the same machine. --pin 1 pins the servers to SERVER_CPU (default 0), the load generator and the
 # sink to CLIENT_CPU (default 1): steadier on an idle machine, but off by default, as on a shared
 # one a pinned server cannot escape another process landing on its core.
 # Targets: throughput overhead <= 5 %, p99 overhead <= 50 us.
@@ -35,7 +35,7 @@ pin=0
 sampling=all
 rate=""
 usage() {
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -121,8 +121,15 @@ run() {
     return 1
   fi
   for ((round = 1; round <= rounds; ++round)); do
-    slice "$framework" 0 "$plain_port" || break
-    slice "$framework" 1 "$traced_port" || break
+    # Which server goes first alternates (untraced, traced; traced, untraced; ...), so that a
+    # machine speeding up or slowing down through a round favours neither.
+    if ((round % 2)); then
+      slice "$framework" 0 "$plain_port" || break
+      slice "$framework" 1 "$traced_port" || break
+    else
+      slice "$framework" 1 "$traced_port" || break
+      slice "$framework" 0 "$plain_port" || break
+    fi
   done
   stop plain >/dev/null
   server="$(stop traced)"
