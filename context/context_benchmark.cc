@@ -12,6 +12,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <memory>
 #include <utility>
@@ -143,6 +144,22 @@ void BM_ResumeOnPostToTraced(benchmark::State& state) {
   Resume(state, PostsTo, MakeTracedExecutor(io.get_executor()), io);
 }
 BENCHMARK(BM_ResumeOnPostToTraced);
+
+// The same on a strand, as on an io_context run by several threads (ServeTraced's connections):
+// the bound traced executor over a strand does not fit any_io_executor's inline storage.
+void BM_ResumeOnPostToStrandPlain(benchmark::State& state) {
+  OpenFlow flow;
+  asio::io_context io(1);
+  Resume(state, PostsTo, asio::make_strand(io.get_executor()), io);
+}
+BENCHMARK(BM_ResumeOnPostToStrandPlain);
+
+void BM_ResumeOnPostToStrandTraced(benchmark::State& state) {
+  OpenFlow flow;
+  asio::io_context io(1);
+  Resume(state, PostsTo, MakeTracedExecutor(asio::make_strand(io.get_executor())), io);
+}
+BENCHMARK(BM_ResumeOnPostToStrandTraced);
 
 // ---------------------------------------------------------------------------- tasks
 
