@@ -1,5 +1,6 @@
 #include "middleware/httplib_server.h"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,15 @@ thread_local std::optional<ActiveRequest> active;
 std::string_view Header(const httplib::Request& request, const std::string& name) {
   const auto found = request.headers.find(name);
   return found == request.headers.end() ? std::string_view() : std::string_view(found->second);
+}
+
+// The body's size: a streamed body's (set_content_provider) is the length it was given, and
+// unknown when it was given none or is chunked. httplib keeps that in members it marks
+// private but leaves public, and has no accessor for it.
+std::optional<int64_t> ContentLength(const httplib::Response& response) {
+  if (!response.content_provider_) return static_cast<int64_t>(response.body.size());
+  if (response.is_chunked_content_provider_ || response.content_length_ == 0) return std::nullopt;
+  return static_cast<int64_t>(response.content_length_);
 }
 
 }  // namespace
@@ -57,7 +67,7 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
       // Not set_header: its checks are for values from outside, and it would copy the value.
       response.headers.emplace("X-Amzn-Trace-Id", std::string(active->traced.response_header()));
     }
-    active->traced.Finish(response.status, static_cast<int64_t>(response.body.size()));
+    active->traced.Finish(response.status, ContentLength(response));
     active.reset();
   });
 }

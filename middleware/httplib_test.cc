@@ -234,6 +234,42 @@ TEST_F(HttplibMiddlewareTest, ForwardedForNamesTheClient) {
   EXPECT_TRUE(request["x_forwarded_for"].GetBool());
 }
 
+// A streamed body's size is the length its provider was given; without one (or chunked) it is
+// unknown, and the segment has none rather than the empty body's 0.
+TEST_F(HttplibMiddlewareTest, StreamedBodiesRecordTheirLengthOnlyWhenKnown) {
+  TracedServer server(recorder_, "svc");
+  const auto write_hello = [](size_t offset, size_t, httplib::DataSink& sink) {
+    if (offset == 0) sink.write("hello world", 11);
+    return true;
+  };
+  server.server().Get("/sized", [&](const httplib::Request&, httplib::Response& response) {
+    response.set_content_provider(11, "text/plain", write_hello);
+  });
+  server.server().Get("/chunked", [](const httplib::Request&, httplib::Response& response) {
+    response.set_chunked_content_provider("text/plain", [](size_t, httplib::DataSink& sink) {
+      sink.write("hello world", 11);
+      sink.done();
+      return true;
+    });
+  });
+  server.Start();
+  httplib::Client client(server.url());
+  for (const char* path : {"/sized", "/chunked"}) {
+    httplib::Result result = client.Get(path);
+    ASSERT_TRUE(result) << path;
+    EXPECT_EQ(result->body, "hello world") << path;
+  }
+  std::map<std::string, int> length_by_url;
+  for (const auto& [name, segment] : Segments()) {
+    const auto& response = segment["http"]["response"];
+    EXPECT_EQ(response["status"].GetInt(), 200);
+    length_by_url[segment["http"]["request"]["url"].GetString()] =
+        response.HasMember("content_length") ? response["content_length"].GetInt() : -1;
+  }
+  EXPECT_EQ(length_by_url, (std::map<std::string, int>{{server.url() + "/sized", 11},
+                                                       {server.url() + "/chunked", -1}}));
+}
+
 TEST_F(HttplibMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
   TracedServer server(recorder_, "svc");
   server.server().new_task_queue = [] { return new httplib::ThreadPool(8); };
