@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -14,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rapidjson/document.h"
@@ -26,6 +29,7 @@ namespace {
 
 using testing::ChildProcess;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // How long each step may take: generous, for the sanitizer builds.
 constexpr absl::Duration kStepTimeout = absl::Seconds(60);
@@ -167,6 +171,62 @@ TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
                  "bad --requests '0'");
   ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--rate", "0"}),
                  "bad --rate '0'");
+}
+
+// The environment of a benchmark script run on this test's own binaries (nothing built).
+ChildProcess::Environment ScriptEnvironment() {
+  ChildProcess::Environment env = HelloServerEnvironment();
+  env["XRAYSINK_BENCH_BIN"] = std::filesystem::path(Tool("http_hello")).parent_path().string();
+  return env;
+}
+
+// The numbers of the line of `out` that starts with `first` (the fields after it); empty when
+// there is no such line, NaN for a field that is not a number.
+std::vector<double> RowOf(const std::string& out, const std::string& first) {
+  std::vector<double> numbers;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.empty() || fields[0] != first) continue;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      double number = 0;
+      numbers.push_back(absl::SimpleAtod(fields[i], &number) ? number : std::nan(""));
+    }
+  }
+  return numbers;
+}
+
+// run_http_bench.sh measures for real, briefly: a row of numbers per framework, closed loop and
+// open, and no warning (every request's segment sent and received).
+TEST(BenchToolsTest, RunHttpBenchGivesARowPerFramework) {
+  for (const bool open_loop : {false, true}) {
+    SCOPED_TRACE(open_loop ? "open loop" : "closed loop");
+    std::vector<std::string> argv = {"/bin/bash",     Tool("run_http_bench.sh"),
+                                     "--rounds",      "2",
+                                     "--duration-s",  "0.2",
+                                     "--warmup-s",    "0",
+                                     "--connections", "2"};
+    if (open_loop) argv.insert(argv.end(), {"--rate", "200", "--frameworks", "beast"});
+    ChildProcess bench(argv, ScriptEnvironment());
+    ASSERT_EQ(bench.Wait(absl::Now() + 4 * kStepTimeout), 0) << bench.err();
+    EXPECT_THAT(bench.err(), Not(HasSubstr("WARNING"))) << bench.err();
+    for (const char* framework : {"httplib", "beast"}) {
+      if (open_loop && framework == std::string("httplib")) continue;
+      const std::vector<double> row = RowOf(bench.out(), framework);
+      ASSERT_EQ(row.size(), 7u) << framework << "\n" << bench.out();
+      EXPECT_GT(row[0], 0) << bench.out();  // requests/s, untraced
+      EXPECT_GT(row[1], 0) << bench.out();  // and traced
+      for (const double number : row) EXPECT_FALSE(std::isnan(number)) << bench.out();
+    }
+  }
+}
+
+// server_cpu.sh measures for real, briefly: a line per pair and the medians.
+TEST(BenchToolsTest, ServerCpuGivesMedians) {
+  ChildProcess cpu({"/bin/bash", Tool("server_cpu.sh"), "--rounds", "2", "--duration-s", "0.2"},
+                   ScriptEnvironment());
+  ASSERT_EQ(cpu.Wait(absl::Now() + 4 * kStepTimeout), 0) << cpu.err();
+  EXPECT_THAT(cpu.out(), HasSubstr("median of 2 pairs: serving threads ")) << cpu.out();
+  EXPECT_THAT(cpu.out(), ::testing::Not(HasSubstr("nan"))) << cpu.out();
 }
 
 // The scripts check their arguments before building anything.

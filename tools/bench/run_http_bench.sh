@@ -67,14 +67,13 @@ if [[ -n "$rate" ]] && ! [[ "$rate" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 cd "$(dirname "$0")/../.."
-bazel build -c opt //tools/bench:http_load //tools/bench:http_hello
 # shellcheck source=tools/bench/servers.sh
 source tools/bench/servers.sh
+bin="$(build_tools)"
 # Private copies: other builds in this workspace may replace bazel-bin's files while we run.
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-bazel_bin="$(bazel info -c opt bazel-bin)"
-cp "$bazel_bin/tools/bench/http_load" "$bazel_bin/tools/bench/http_hello" "$work/"
+cp "$bin/http_load" "$bin/http_hello" "$work/"
 
 pin_server=()
 pin_client=()

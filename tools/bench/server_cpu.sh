@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Server CPU per request: what the middleware costs the threads that serve requests, apart from
-# the emitter's thread, for a hello-world server (http_hello) under http_load's closed-loop load
-# on loopback. Steadier than requests/s on a shared VM: it does not depend on how the load
-# generator, the sink and the server share the cores.
+# CPU per request: what the middleware costs the threads that serve requests, the emitter's
+# thread, and the stand-in daemon that receives the segments, for a hello-world server
+# (http_hello) under http_load's closed-loop load on loopback. Steadier than requests/s on a
+# shared VM: it does not depend on how the load generator, the sink and the server share the
+# cores.
 #
 #   tools/bench/server_cpu.sh [--framework beast|httplib] [--sampling all|default|none]
 #                             [--baseline untraced|none] [--rounds R] [--duration-s D]
 #
-# Two servers run side by side, the baseline (untraced, or traced with no request sampled) and
-# the traced one at --sampling, and the load alternates between them: R rounds of a D-second
-# slice each. Per slice, from /proc/PID/task/*/stat: CPU of the serving threads (named
-# http_hello) and of the emitter's (xraysink-send) per request. Prints each pair and the medians.
+# Two servers run side by side, each sending to a UDP sink of its own: the baseline (untraced,
+# or traced with no request sampled) and the traced one at --sampling. The load alternates
+# between them: R rounds of a D-second slice on each, the baseline first in odd rounds and the
+# traced one in even. Per slice, from /proc/PID/task/*/schedstat (ns on the CPU): the serving
+# threads (named http_hello), the emitter's (xraysink-send) and the sink's, per request; and
+# requests/s. Prints each pair and the medians of the pairs.
 set -euo pipefail
 
 framework=beast
@@ -19,7 +22,7 @@ baseline=untraced
 rounds=6
 duration_s=2
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -45,75 +48,107 @@ bad() {
 [[ "$duration_s" =~ ^[0-9]+(\.[0-9]+)?$ ]] || bad --duration-s "$duration_s" "seconds"
 
 cd "$(dirname "$0")/../.."
-bazel build -c opt //tools/bench:http_load //tools/bench:http_hello
 # shellcheck source=tools/bench/servers.sh
 source tools/bench/servers.sh
+bin="$(build_tools)"
 work="$(mktemp -d)"
-sink_pid="" base_pid="" traced_pid="" sink_port="" base_port="" traced_port="" # set by start()
+# set by start()
+base_sink_pid="" traced_sink_pid="" base_pid="" traced_pid=""
+base_sink_port="" traced_sink_port="" base_port="" traced_port=""
 cleanup() {
   # shellcheck disable=SC2086 # the empty ones vanish
-  kill -TERM $sink_pid $base_pid $traced_pid 2>/dev/null
+  kill -TERM $base_pid $traced_pid $base_sink_pid $traced_sink_pid 2>/dev/null
   wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-bazel_bin="$(bazel info -c opt bazel-bin)"
-cp "$bazel_bin/tools/bench/http_load" "$bazel_bin/tools/bench/http_hello" "$work/"
+# Private copies: other builds in this workspace may replace bazel-bin's files while we run.
+cp "$bin/http_load" "$bin/http_hello" "$work/"
 
-# cpu PID: clock ticks of the serving threads, then of the others (the emitter's).
+# cpu PID: ns on the CPU of the serving threads, then of the others (the emitter's).
 cpu() {
-  local serving=0 other=0 task ticks
+  local serving=0 other=0 task ns
   for task in /proc/"$1"/task/*; do
-    ticks="$(awk '{ print $14 + $15 }' "$task/stat")"
+    read -r ns _ <"$task/schedstat" 2>/dev/null || ns=0  # a thread that just ended
     if [[ "$(cat "$task/comm")" == http_hello ]]; then
-      serving=$((serving + ticks))
+      serving=$((serving + ns))
     else
-      other=$((other + ticks))
+      other=$((other + ns))
     fi
   done
   echo "$serving $other"
 }
 
-# slice PID PORT: "requests serving_ticks other_ticks" of one slice of load (after a short
-# warm-up that is not counted).
-slice() {
-  local before after requests
-  "$work/http_load" --url "http://127.0.0.1:$2/hello" --connections 16 --duration-s 0.3 \
-    --warmup-s 0 >/dev/null
-  read -r -a before <<<"$(cpu "$1")"
-  requests="$("$work/http_load" --url "http://127.0.0.1:$2/hello" --connections 16 \
-    --duration-s "$duration_s" --warmup-s 0 | sed -nE 's/.*"requests":([0-9]+).*/\1/p')"
-  read -r -a after <<<"$(cpu "$1")"
-  [[ -n "$requests" ]] || { echo "server_cpu: no result from http_load" >&2; exit 1; }
-  echo "$requests $((after[0] - before[0])) $((after[1] - before[1]))"
+# sink_cpu PID: ns on the CPU of all the sink's threads.
+sink_cpu() {
+  local total=0 task ns
+  for task in /proc/"$1"/task/*; do
+    read -r ns _ <"$task/schedstat" 2>/dev/null || ns=0  # a thread that just ended
+    total=$((total + ns))
+  done
+  echo "$total"
 }
 
-start sink "$work/http_load" --udp-sink || exit 1
-daemon="127.0.0.1:$sink_port"
+# slice NAME: "requests seconds serving_ns emitter_ns sink_ns" of one slice of load on server
+# NAME (base or traced), after a short warm-up that is not counted.
+slice() {
+  local pid_var="$1_pid" port_var="$1_port" sink_var="$1_sink_pid" before after sink_before
+  local load requests seconds
+  "$work/http_load" --url "http://127.0.0.1:${!port_var}/hello" --connections 16 \
+    --duration-s 0.3 --warmup-s 0 >/dev/null
+  read -r -a before <<<"$(cpu "${!pid_var}")"
+  sink_before="$(sink_cpu "${!sink_var}")"
+  load="$("$work/http_load" --url "http://127.0.0.1:${!port_var}/hello" --connections 16 \
+    --duration-s "$duration_s" --warmup-s 0)"
+  read -r -a after <<<"$(cpu "${!pid_var}")"
+  requests="$(sed -nE 's/.*"requests":([0-9]+).*/\1/p' <<<"$load")"
+  seconds="$(sed -nE 's/.*"seconds":([0-9.]+).*/\1/p' <<<"$load")"
+  [[ -n "$requests" && "$requests" != 0 ]] || {
+    echo "server_cpu: no result from http_load" >&2
+    exit 1
+  }
+  echo "$requests $seconds $((after[0] - before[0])) $((after[1] - before[1]))" \
+    "$(($(sink_cpu "${!sink_var}") - sink_before))"
+}
+
+start base_sink "$work/http_load" --udp-sink || exit 1
+start traced_sink "$work/http_load" --udp-sink || exit 1
 if [[ "$baseline" == untraced ]]; then
   start base "$work/http_hello" --framework "$framework" --traced 0 --port 0 || exit 1
 else
-  start base "$work/http_hello" --framework "$framework" --traced 1 --port 0 --daemon "$daemon" \
-    --sampling none || exit 1
+  start base "$work/http_hello" --framework "$framework" --traced 1 --port 0 \
+    --daemon "127.0.0.1:$base_sink_port" --sampling none || exit 1
 fi
-start traced "$work/http_hello" --framework "$framework" --traced 1 --port 0 --daemon "$daemon" \
-  --sampling "$sampling" || exit 1
+start traced "$work/http_hello" --framework "$framework" --traced 1 --port 0 \
+  --daemon "127.0.0.1:$traced_sink_port" --sampling "$sampling" || exit 1
 
 echo "$framework: $baseline vs traced at --sampling $sampling, $rounds rounds of ${duration_s}s" >&2
 for ((round = 1; round <= rounds; ++round)); do
-  echo "$(slice "$base_pid" "$base_port") $(slice "$traced_pid" "$traced_port")"
-done | python3 -c '
-import os, statistics, sys
-tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-rows = [list(map(int, line.split())) for line in sys.stdin if len(line.split()) == 6]
-base = [r[1] * tick_us / r[0] for r in rows]
-traced = [r[4] * tick_us / r[3] for r in rows]
-sender = [r[5] * tick_us / r[3] for r in rows]
-for b, t, s in zip(base, traced, sender):
-    print("serving threads %.2f -> %.2f us/request (%+.2f us, %+.1f %%); emitter thread %.2f us/request"
-          % (b, t, t - b, (t - b) * 100 / b, s))
-print("median: %.2f -> %.2f us/request, %+.2f us (%+.1f %%); emitter thread %.2f us/request"
-      % (statistics.median(base), statistics.median(traced),
-         statistics.median([t - b for b, t in zip(base, traced)]),
-         statistics.median([(t - b) * 100 / b for b, t in zip(base, traced)]),
-         statistics.median(sender)))'
+  if ((round % 2)); then
+    base="$(slice base)"
+    traced="$(slice traced)"
+  else
+    traced="$(slice traced)"
+    base="$(slice base)"
+  fi
+  echo "$base $traced"
+done | awk '
+  # median of v[1..n]
+  function median(v, n,   i, j, t) {
+    for (i = 2; i <= n; ++i)
+      for (j = i; j > 1 && v[j - 1] > v[j]; --j) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  NF == 10 {
+    ++n
+    # per request, in us: serving threads, emitter thread, sink; and requests/s
+    bs = $3 / $1 / 1000; be = $4 / $1 / 1000; bk = $5 / $1 / 1000; br = $1 / $2
+    ts = $8 / $6 / 1000; te = $9 / $6 / 1000; tk = $10 / $6 / 1000; tr = $6 / $7
+    serving[n] = ts - bs; pct[n] = (ts - bs) * 100 / bs; emitter[n] = te - be; sink[n] = tk - bk
+    base[n] = bs; rps[n] = (tr - br) * 100 / br
+    printf "serving threads %.2f -> %.2f us/request (%+.2f us, %+.1f %%); emitter thread %+.2f, sink %+.2f us/request; requests/s %.0f -> %.0f (%+.1f %%)\n", bs, ts, ts - bs, pct[n], te - be, tk - bk, br, tr, rps[n]
+  }
+  END {
+    if (n == 0) { print "server_cpu: no complete pair of slices" > "/dev/stderr"; exit 1 }
+    printf "median of %d pairs: serving threads %.2f us/request %+.2f us (%+.1f %%); emitter thread %+.2f us; sink %+.2f us; requests/s %+.1f %%\n", n, median(base, n), median(serving, n), median(pct, n), median(emitter, n), median(sink, n), median(rps, n)
+  }'

@@ -2,6 +2,18 @@
 # Starting and stopping the benchmark's servers (http_hello, http_load --udp-sink), for the
 # scripts in this directory; source it after setting `work` to a scratch directory.
 
+# build_tools: prints the directory that holds http_load and http_hello, built with -c opt; or,
+# when XRAYSINK_BENCH_BIN names one, that directory as it is, nothing built (for the tests,
+# which run the scripts on the binaries of their own build).
+build_tools() {
+  if [[ -n "${XRAYSINK_BENCH_BIN:-}" ]]; then
+    echo "$XRAYSINK_BENCH_BIN"
+    return
+  fi
+  bazel build -c opt //tools/bench:http_load //tools/bench:http_hello >&2 || return 1
+  echo "$(bazel info -c opt bazel-bin)/tools/bench"
+}
+
 # start NAME COMMAND...: runs COMMAND with its stdout on fd ${NAME}_fd (stderr to
 # $work/NAME.err) and waits for its "listening on PORT" line; sets ${NAME}_pid and ${NAME}_port.
 # Fails when the process exits (or stays silent for 60 s) before listening.
