@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -12,8 +13,10 @@
 #include <sstream>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "integration_tests/fake_daemon.h"
+#include "rapidjson/document.h"
 #include "tools/local_daemon/trace.h"
 
 // The quick start's main(), under another name.

@@ -205,12 +205,15 @@ TEST(BenchToolsTest, RunHttpBenchGivesARowPerFramework) {
                                      "--duration-s",  "0.2",
                                      "--warmup-s",    "0",
                                      "--connections", "2"};
+    // Open loop on one framework only: the paced path is the same for both.
+    const std::vector<std::string> frameworks = open_loop
+                                                    ? std::vector<std::string>{"beast"}
+                                                    : std::vector<std::string>{"httplib", "beast"};
     if (open_loop) argv.insert(argv.end(), {"--rate", "200", "--frameworks", "beast"});
     ChildProcess bench(argv, ScriptEnvironment());
     ASSERT_EQ(bench.Wait(absl::Now() + 4 * kStepTimeout), 0) << bench.err();
     EXPECT_THAT(bench.err(), Not(HasSubstr("WARNING"))) << bench.err();
-    for (const char* framework : {"httplib", "beast"}) {
-      if (open_loop && framework == std::string("httplib")) continue;
+    for (const std::string& framework : frameworks) {
       const std::vector<double> row = RowOf(bench.out(), framework);
       ASSERT_EQ(row.size(), 7u) << framework << "\n" << bench.out();
       EXPECT_GT(row[0], 0) << bench.out();  // requests/s, untraced
@@ -226,7 +229,7 @@ TEST(BenchToolsTest, ServerCpuGivesMedians) {
                    ScriptEnvironment());
   ASSERT_EQ(cpu.Wait(absl::Now() + 4 * kStepTimeout), 0) << cpu.err();
   EXPECT_THAT(cpu.out(), HasSubstr("median of 2 pairs: serving threads ")) << cpu.out();
-  EXPECT_THAT(cpu.out(), ::testing::Not(HasSubstr("nan"))) << cpu.out();
+  EXPECT_THAT(cpu.out(), Not(HasSubstr("nan"))) << cpu.out();
 }
 
 // The scripts check their arguments before building anything.
