@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "logs/trace_id.h"
+#include "spdlog/async_logger.h"
 
 namespace xraysink::logs {
 
@@ -31,8 +32,14 @@ std::unique_ptr<spdlog::pattern_formatter> MakeTraceIdFormatter(std::string patt
   return formatter;
 }
 
-void InstallTraceIdFlag(spdlog::logger& logger, std::string pattern) {
+absl::Status InstallTraceIdFlag(spdlog::logger& logger, std::string pattern) {
+  if (dynamic_cast<spdlog::async_logger*>(&logger) != nullptr) {
+    return absl::FailedPreconditionError(
+        "X-Ray trace id flags need a synchronous spdlog logger: an async_logger formats on its "
+        "worker thread, which has no trace context");
+  }
   logger.set_formatter(MakeTraceIdFormatter(std::move(pattern)));
+  return absl::OkStatus();
 }
 
 }  // namespace xraysink::logs

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "spdlog/logger.h"
 #include "spdlog/pattern_formatter.h"
 
@@ -12,7 +13,8 @@ namespace xraysink::logs {
 // spdlog pattern flags for the current flow's X-Ray ids (logs/trace_id.h). They read the
 // context of the thread that formats the record: that is the logging call's thread for
 // spdlog's synchronous loggers, but not for spdlog::async_logger (its worker thread has no
-// context, so records get the empty value). Width and alignment (`%-20k`) are not applied.
+// context, so records would get the empty value; InstallTraceIdFlag refuses one). Width and
+// alignment (`%-20k`) are not applied.
 
 // `%k`: `<trace id>@<entity id>`, nothing when there is no context. E.g.
 // "[%l] %v AWS-XRAY-TRACE-ID: %k".
@@ -40,8 +42,10 @@ class JsonTraceIdFlag final : public spdlog::custom_flag_formatter {
 // A formatter for `pattern` (spdlog's syntax plus `%k` and `%K`).
 std::unique_ptr<spdlog::pattern_formatter> MakeTraceIdFormatter(std::string pattern);
 
-// Makes every sink of `logger` format with MakeTraceIdFormatter(pattern).
-void InstallTraceIdFlag(spdlog::logger& logger, std::string pattern);
+// Makes every sink of `logger` format with MakeTraceIdFormatter(pattern). FailedPrecondition,
+// and the logger left as it was, for an spdlog::async_logger: it formats on its worker thread,
+// where every record would get the empty ids.
+absl::Status InstallTraceIdFlag(spdlog::logger& logger, std::string pattern);
 
 }  // namespace xraysink::logs
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "context/handoff.h"
 #include "context/scopes.h"
 #include "context/testing/test_recorder.h"
@@ -21,6 +22,8 @@
 #include "logs/spdlog_formatter.h"
 #include "logs/trace_id.h"
 #include "rapidjson/document.h"
+#include "spdlog/async_logger.h"
+#include "spdlog/details/thread_pool.h"
 #include "spdlog/logger.h"
 #include "spdlog/sinks/ostream_sink.h"
 
@@ -48,7 +51,7 @@ class SpdlogTest : public ::testing::Test {
   std::shared_ptr<spdlog::logger> Logger(const std::string& pattern) {
     auto logger = std::make_shared<spdlog::logger>(
         "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    InstallTraceIdFlag(*logger, pattern);
+    EXPECT_TRUE(InstallTraceIdFlag(*logger, pattern).ok());
     return logger;
   }
 
@@ -101,7 +104,7 @@ TEST_F(SpdlogTest, EverySinkOfTheLoggerGetsTheFlags) {
   std::ostringstream second;
   spdlog::logger logger("two", {std::make_shared<spdlog::sinks::ostream_sink_mt>(out_),
                                 std::make_shared<spdlog::sinks::ostream_sink_mt>(second)});
-  InstallTraceIdFlag(logger, "%v %k");
+  ASSERT_TRUE(InstallTraceIdFlag(logger, "%v %k").ok());
   SegmentScope segment(recorder_, "request");
   logger.info("hello");
   const std::string line = "hello " + IdsOf(*segment.segment()) + "\n";
@@ -137,6 +140,22 @@ TEST_F(SpdlogTest, LogCallsInCoroutinesCarryTheirFlowsIdsAfterThreadHops) {
     EXPECT_EQ(line.substr(0, got), "want=" + line.substr(got + 5)) << line;
     EXPECT_EQ(line.size(), got + 5 + TraceIdValue::kLength) << line;
   }
+}
+
+// An async logger would format on its worker thread, without the caller's context: refused,
+// with the reason, and left as it was.
+TEST_F(SpdlogTest, AnAsyncLoggerIsRefused) {
+  auto pool = std::make_shared<spdlog::details::thread_pool>(16, 1);
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "async", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_), pool);
+  logger->set_pattern("%v");
+  const absl::Status installed = InstallTraceIdFlag(*logger, "%v %k");
+  EXPECT_EQ(installed.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(installed.message().find("synchronous"), absl::string_view::npos)
+      << installed.message();
+  logger->info("unchanged");
+  pool.reset();  // the last owner: its worker writes what is queued, then stops
+  EXPECT_EQ(out_.str(), "unchanged\n");
 }
 
 }  // namespace
