@@ -196,7 +196,9 @@ std::vector<double> RowOf(const std::string& out, const std::string& first) {
 }
 
 // run_http_bench.sh measures for real, briefly: a row of numbers per framework, closed loop and
-// open, and no warning (every request's segment sent and received).
+// open, and no warning (every sampled segment sent and received). At the default rule, as the
+// figures are taken: with every request sampled, a closed loop on a busy machine can overflow
+// the sink's socket buffer, which is the machine's limit, not the script's.
 TEST(BenchToolsTest, RunHttpBenchGivesARowPerFramework) {
   for (const bool open_loop : {false, true}) {
     SCOPED_TRACE(open_loop ? "open loop" : "closed loop");
@@ -204,7 +206,8 @@ TEST(BenchToolsTest, RunHttpBenchGivesARowPerFramework) {
                                      "--rounds",      "2",
                                      "--duration-s",  "0.2",
                                      "--warmup-s",    "0",
-                                     "--connections", "2"};
+                                     "--connections", "2",
+                                     "--sampling",    "default"};
     // Open loop on one framework only: the paced path is the same for both.
     const std::vector<std::string> frameworks = open_loop
                                                     ? std::vector<std::string>{"beast"}
