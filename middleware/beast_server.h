@@ -195,7 +195,8 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
 // closed after `idle_timeout` without a complete request (or a response it does not read). A
 // response without Content-Length or chunked encoding gets its payload prepared. Runs until
 // accepting fails (closed, cancelled, out of descriptors); spawn it with co_spawn(executor,
-// ServeTraced(...), asio::detached).
+// ServeTraced(...), asio::detached). A null `tracer` traces with the global recorder, segments
+// named after its service.
 template <typename Handler>
 boost::asio::awaitable<void> ServeTraced(
     boost::asio::ip::tcp::acceptor acceptor, std::shared_ptr<const RequestTracer> tracer,
@@ -207,6 +208,7 @@ boost::asio::awaitable<void> ServeTraced(
   using Response = internal::ResponseOf<Handler, http::string_body>;
   static_assert(internal::kReturnsResponse<Handler, http::string_body>,
                 "a handler must return http::response<...> or asio::awaitable of one");
+  if (tracer == nullptr) tracer = std::make_shared<const RequestTracer>(nullptr, SegmentNaming());
   // Connections may outlive this loop.
   auto shared = std::make_shared<Handler>(std::move(handler));
   auto serve = [](tcp::socket socket, std::shared_ptr<const RequestTracer> tracer,

@@ -258,6 +258,24 @@ TEST_F(BeastMiddlewareTest, TwoChainedServicesMakeOneTrace) {
   EXPECT_EQ(recorder_->stats().context_missing, 0u);
 }
 
+// A null tracer traces with the global recorder, segments named after its service.
+TEST_F(BeastMiddlewareTest, ANullTracerTracesWithTheGlobalRecorder) {
+  core::SetGlobalRecorder(recorder_);
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  asio::co_spawn(io_,
+                 ServeTraced(std::move(acceptor), nullptr,
+                             [](Request request) { return Reply(request, http::status::ok); }),
+                 asio::detached);
+  auto responses = Run(Exchange(port, {Get(port, "/hello")}));
+  core::SetGlobalRecorder(nullptr);
+  ASSERT_TRUE(responses);
+  EXPECT_EQ(responses->at(0).result_int(), 200);
+  const std::vector<rapidjson::Document> documents = Documents();
+  ASSERT_EQ(documents.size(), 1u);
+  EXPECT_STREQ(documents[0]["name"].GetString(), "svc");
+}
+
 TEST_F(BeastMiddlewareTest, TraceHeaderFormsOnOneKeepAliveConnection) {
   const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
     co_return Reply(request, http::status::ok, "hi");

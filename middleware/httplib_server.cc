@@ -37,6 +37,7 @@ std::optional<int64_t> ContentLength(const httplib::Response& response) {
 
 void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer> tracer,
                     httplib::Server::HandlerWithResponse user_pre_routing) {
+  if (tracer == nullptr) tracer = std::make_shared<const RequestTracer>(nullptr, SegmentNaming());
   server.set_pre_routing_handler([tracer, user_pre_routing = std::move(user_pre_routing)](
                                      const httplib::Request& request, httplib::Response& response) {
     active.reset();  // a request that never reached post-routing

@@ -16,7 +16,8 @@ namespace xraysink::middleware {
 // It occupies the server's pre-routing, post-routing and exception handlers: install it last
 // if you set those too (they would replace it), and route your own pre-processing through
 // `user_pre_routing` so it runs inside the trace (middleware order: what runs before tracing
-// sees no trace, what runs after sees it).
+// sees no trace, what runs after sees it). A null `tracer` traces with the global recorder,
+// segments named after its service.
 void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer> tracer,
                     httplib::Server::HandlerWithResponse user_pre_routing = nullptr);
 

@@ -35,8 +35,10 @@ struct AlwaysSample : core::Sampler {
 // A traced httplib server on 127.0.0.1, port picked by the kernel.
 class TracedServer {
  public:
-  TracedServer(std::shared_ptr<core::Recorder> recorder, std::string name) {
-    InstallTracing(server_, std::make_shared<RequestTracer>(recorder, SegmentNaming::Fixed(name)));
+  TracedServer(std::shared_ptr<core::Recorder> recorder, std::string name)
+      : TracedServer(std::make_shared<RequestTracer>(recorder, SegmentNaming::Fixed(name))) {}
+  explicit TracedServer(std::shared_ptr<const RequestTracer> tracer) {
+    InstallTracing(server_, std::move(tracer));
     port_ = server_.bind_to_any_port("127.0.0.1");
   }
   ~TracedServer() {
@@ -268,6 +270,23 @@ TEST_F(HttplibMiddlewareTest, StreamedBodiesRecordTheirLengthOnlyWhenKnown) {
   }
   EXPECT_EQ(length_by_url, (std::map<std::string, int>{{server.url() + "/sized", 11},
                                                        {server.url() + "/chunked", -1}}));
+}
+
+// A null tracer traces with the global recorder, segments named after its service.
+TEST_F(HttplibMiddlewareTest, ANullTracerTracesWithTheGlobalRecorder) {
+  core::SetGlobalRecorder(recorder_);
+  {
+    TracedServer server(nullptr);
+    server.server().Get("/hello", [](const httplib::Request&, httplib::Response&) {});
+    server.Start();
+    httplib::Client client(server.url());
+    httplib::Result result = client.Get("/hello");
+    EXPECT_TRUE(result && result->status == 200);
+  }
+  core::SetGlobalRecorder(nullptr);
+  auto segments = Segments();
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_EQ(segments.begin()->first, "svc");
 }
 
 TEST_F(HttplibMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
