@@ -6,6 +6,9 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+
 namespace xraysink::tasks {
 
 namespace asio = boost::asio;
@@ -19,13 +22,23 @@ PeriodicTask::PeriodicTask(asio::any_io_executor executor, std::string name,
       options_(std::move(options)),
       timer_(executor_) {}
 
-std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor,
-                                                  std::string name,
+std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor, std::string name,
                                                   std::chrono::steady_clock::duration period,
                                                   Job job, Options options) {
-  std::shared_ptr<PeriodicTask> task(new PeriodicTask(std::move(executor), std::move(name),
-                                                      period, std::move(job), std::move(options)));
-  asio::co_spawn(task->executor_, [task]() { return task->Loop(); }, asio::detached);
+  std::shared_ptr<PeriodicTask> task(new PeriodicTask(std::move(executor), std::move(name), period,
+                                                      std::move(job), std::move(options)));
+  if (period <= std::chrono::steady_clock::duration::zero()) {
+    core::Log(
+        core::LogLevel::kError,
+        absl::StrCat("periodic task '", task->name_,
+                     "' not started: its period must be "
+                     "positive, not ",
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(period).count(), " ns"));
+    task->stopped_.store(true);
+    return task;
+  }
+  asio::co_spawn(
+      task->executor_, [task]() { return task->Loop(); }, asio::detached);
   return task;
 }
 
@@ -71,7 +84,8 @@ asio::awaitable<void> PeriodicTask::Loop() {
     }
     running_runs_.fetch_add(1);
     auto self = shared_from_this();
-    asio::co_spawn(executor_, [self] { return self->RunOnce(); }, asio::detached);
+    asio::co_spawn(
+        executor_, [self] { return self->RunOnce(); }, asio::detached);
   }
 }
 

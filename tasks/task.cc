@@ -39,7 +39,7 @@ std::shared_ptr<core::Segment> BeginTaskSegment(const TaskStart& start,
   core::Recorder& recorder = *start.recorder;
   std::string name = start.name;
   if (!start.in_trace) {
-    name = !options.segment_name.empty()     ? options.segment_name
+    name = !options.segment_name.empty()      ? options.segment_name
            : !recorder.service_name().empty() ? recorder.service_name()
                                               : start.name;
   }

@@ -14,9 +14,12 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "context/testing/test_recorder.h"
 #include "context/traced_executor.h"
+#include "core/log.h"
 #include "tasks/periodic_task.h"
 
 namespace xraysink::tasks {
@@ -68,8 +71,8 @@ TEST_F(TaskTest, WithoutATraceAJobStartsANewTrace) {
   EXPECT_FALSE(segment.HasMember("parent_id"));
   EXPECT_STREQ(segment["http"]["request"]["url"].GetString(), "task://localhost/nightly_report");
   EXPECT_STREQ(segment["http"]["request"]["client_ip"].GetString(), "127.0.0.1");
-  EXPECT_EQ(std::string(segment["http"]["request"]["user_agent"].GetString()).rfind(
-                "BackgroundTask xraysink-cpp/", 0),
+  EXPECT_EQ(std::string(segment["http"]["request"]["user_agent"].GetString())
+                .rfind("BackgroundTask xraysink-cpp/", 0),
             0u);
   EXPECT_STREQ(segment["origin"].GetString(), "AWS::ECS::Container");
   EXPECT_EQ(segment["annotations"]["batch"].GetInt(), 7);
@@ -78,7 +81,8 @@ TEST_F(TaskTest, WithoutATraceAJobStartsANewTrace) {
 }
 
 TEST_F(TaskTest, ExceptionsAreFaultsAndRethrown) {
-  EXPECT_THROW(RunTraced("fails", [] { throw std::runtime_error("disk full"); }, task_options_),
+  EXPECT_THROW(RunTraced(
+                   "fails", [] { throw std::runtime_error("disk full"); }, task_options_),
                std::runtime_error);
   auto docs = ByName(*test_);
   const auto& segment = docs.begin()->second;
@@ -87,13 +91,11 @@ TEST_F(TaskTest, ExceptionsAreFaultsAndRethrown) {
 }
 
 TEST_F(TaskTest, CancellationIsNotAFault) {
-  EXPECT_THROW(RunTraced(
-                   "cancelled",
-                   [] {
-                     throw boost::system::system_error(asio::error::operation_aborted);
-                   },
-                   task_options_),
-               boost::system::system_error);
+  EXPECT_THROW(
+      RunTraced(
+          "cancelled", [] { throw boost::system::system_error(asio::error::operation_aborted); },
+          task_options_),
+      boost::system::system_error);
   auto docs = ByName(*test_);
   const auto& segment = docs.begin()->second;
   EXPECT_FALSE(segment.HasMember("fault"));
@@ -159,9 +161,9 @@ TEST_F(TaskTest, CancelledAwaitableJobsAreNotFaults) {
 }
 
 TEST_F(TaskTest, InsideATraceAJobIsItsOwnSegmentUnderCreateTask) {
-  const std::string trace_id =
-      test_->recorder->BeginSegment("request")->trace_id().ToString();
-  RunTraced("send_email", [] {}, task_options_);
+  const std::string trace_id = test_->recorder->BeginSegment("request")->trace_id().ToString();
+  RunTraced(
+      "send_email", [] {}, task_options_);
   test_->recorder->EndSegment();
   auto docs = ByName(*test_);
   ASSERT_EQ(docs.size(), 2u);
@@ -264,13 +266,40 @@ TEST_F(TaskTest, PeriodicRunsAreSeparateTracesAndNeverOverlap) {
   EXPECT_EQ(traces.size(), 3u);
 }
 
+std::vector<std::string> logged;  // by LogInto, for the test below
+void LogInto(core::LogLevel, std::string_view message) { logged.emplace_back(message); }
+
+// A period of zero would run the job back to back: the task never runs, and the log says why.
+TEST_F(TaskTest, APeriodicTaskWithoutAPositivePeriodNeverRuns) {
+  logged.clear();
+  core::SetLogHandler(LogInto);
+  asio::io_context io;
+  std::atomic<int> runs{0};
+  auto periodic = PeriodicTask::Start(
+      io.get_executor(), "spin", std::chrono::seconds(0),
+      [&]() -> asio::awaitable<void> {
+        ++runs;
+        co_return;
+      },
+      PeriodicTask::Options{.task = task_options_, .run_immediately = true});
+  io.run_for(std::chrono::milliseconds(100));  // returns at once when nothing was scheduled
+  core::SetLogHandler(nullptr);
+  EXPECT_EQ(runs.load(), 0);
+  EXPECT_EQ(periodic->runs_started(), 0u);
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_NE(logged[0].find("periodic task 'spin' not started"), std::string::npos) << logged[0];
+  periodic->Stop();  // still fine
+}
+
 TEST_F(TaskTest, DisabledRecorderRunsTheJobUntraced) {
   core::RecorderOptions options;
   options.enabled = false;
   TestRecorder disabled(options);
   TaskOptions task_options;
   task_options.recorder = disabled.recorder.get();
-  EXPECT_EQ(RunTraced("x", [] { return 5; }, task_options), 5);
+  EXPECT_EQ(RunTraced(
+                "x", [] { return 5; }, task_options),
+            5);
   EXPECT_TRUE(disabled.Documents().empty());
 }
 
