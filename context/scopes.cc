@@ -22,6 +22,7 @@ bool IsCancellation(const std::exception_ptr& exception) {
 }  // namespace
 
 void RecordException(core::Entity& entity, const std::exception_ptr& exception) {
+  if (!exception) return;  // e.g. co_spawn's completion handler after a success
   if (IsCancellation(exception)) {
     entity.PutAnnotation("cancelled", true);
   } else {

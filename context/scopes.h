@@ -15,7 +15,8 @@ namespace xraysink::context {
 // cancellation slot or an awaitable_operators race) is not a fault: it is recorded as the
 // annotation `cancelled = true` (searchable) with neither fault nor error. Anything else is
 // recorded as fault + cause with its type, message and stack. The scopes and tasks::Traced
-// record what they catch through this, so they agree.
+// record what they catch through this, so they agree. A null `exception` (what co_spawn's
+// completion handler gets when the coroutine succeeded) records nothing.
 void RecordException(core::Entity& entity, const std::exception_ptr& exception);
 
 namespace internal {

@@ -111,6 +111,20 @@ TEST_F(ScopesTest, ScopeOpenedWhileAnotherExceptionUnwindsIsNotAFault) {
   EXPECT_FALSE(documents[0]["subsegments"][0].HasMember("fault"));
 }
 
+// What co_spawn's completion handler passes after a success: nothing to record.
+TEST_F(ScopesTest, RecordingANullExceptionRecordsNothing) {
+  {
+    SegmentScope segment(recorder_, "request");
+    ASSERT_NE(segment.segment(), nullptr);
+    RecordException(*segment.segment(), std::exception_ptr());
+  }
+  auto documents = t_.Documents();
+  ASSERT_EQ(documents.size(), 1u);
+  EXPECT_FALSE(documents[0].HasMember("fault"));
+  EXPECT_FALSE(documents[0].HasMember("cause"));
+  EXPECT_FALSE(documents[0].HasMember("annotations"));
+}
+
 TEST_F(ScopesTest, ScopesUseTheGlobalRecorderByDefault) {
   core::SetGlobalRecorder(t_.recorder);
   {
