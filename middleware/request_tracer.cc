@@ -205,9 +205,11 @@ void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
   core::Segment* segment = Unfinished();
   if (segment == nullptr) return;
   segment->ApplyStatusCode(status);
-  // Unsampled: ApplyStatusCode wrote nothing, so there is no response to add to.
-  if (content_length && segment->sampled())
+  // Unsampled, or a status ApplyStatusCode ignores (not positive), or an entity already ended:
+  // no response to add to.
+  if (content_length && segment->sampled() && !segment->ended() && segment->http().response) {
     segment->http().response->content_length = *content_length;
+  }
   End();
 }
 

@@ -109,6 +109,19 @@ TEST(RequestTracerTest, UnsampledRequestRecordsNoFields) {
   EXPECT_FALSE(traced.segment()->fault());
 }
 
+// A status that is not an HTTP one records no response: its length has nowhere to go (an
+// empty std::optional was written through; the ASan config's library assertions catch that).
+TEST(RequestTracerTest, FinishingWithoutAStatusRecordsNoResponse) {
+  RequestTracer tracer(MakeRecorder(std::make_shared<RecordingSampler>()),
+                       SegmentNaming::Fixed("x"));
+  TracedRequest traced = tracer.Begin(Request("h"));
+  ASSERT_NE(traced.segment(), nullptr);
+  ASSERT_TRUE(traced.segment()->sampled());
+  traced.Finish(0, /*content_length=*/12);
+  EXPECT_TRUE(traced.segment()->ended());
+  EXPECT_FALSE(traced.segment()->http().response.has_value());
+}
+
 struct NeverSampler : core::Sampler {
   core::SamplingDecision ShouldTrace(const core::SamplingRequest&) override { return {}; }
 };
