@@ -293,10 +293,14 @@ void Segment::OnEnded(Entity& entity, double end_time) {
     const bool segment_complete = ended() && open_subsegments_ == 0 && !sent_;
     if (segment_complete) {
       release_self = std::move(self_);
+      if (release_self != nullptr) {
+        counters_->segments_waiting_for_subsegments.fetch_sub(1, std::memory_order_relaxed);
+      }
     } else if (&entity == this) {
       // Ended with subsegments still open: stay alive until the last one ends and we are sent,
       // even if no flow holds us any more.
       self_ = shared_from_this();
+      counters_->segments_waiting_for_subsegments.fetch_add(1, std::memory_order_relaxed);
     }
     if (!sampled()) {
       if (segment_complete) sent_ = true;

@@ -326,6 +326,9 @@ struct EntityCounters {
   std::atomic<uint64_t> segments_sent{0};
   std::atomic<uint64_t> subtrees_streamed{0};
   std::atomic<uint64_t> documents_not_accepted{0};  // the sink refused (e.g. full queue)
+  // Segments ended while subsegments of theirs were still open, kept (and not sent) until the
+  // last one ends: a count that only grows means subsegments that are never ended.
+  std::atomic<uint64_t> segments_waiting_for_subsegments{0};
 };
 
 // A segment: the work one service does for one request or job. Owns its subsegment tree.

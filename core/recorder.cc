@@ -195,6 +195,8 @@ RecorderStats Recorder::stats() const {
   stats.annotations_dropped = counters_->annotations_dropped.load(std::memory_order_relaxed);
   stats.metadata_dropped = counters_->metadata_dropped.load(std::memory_order_relaxed);
   stats.mutations_after_end = counters_->mutations_after_end.load(std::memory_order_relaxed);
+  stats.segments_waiting_for_subsegments =
+      counters_->segments_waiting_for_subsegments.load(std::memory_order_relaxed);
   return stats;
 }
 

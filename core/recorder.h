@@ -65,6 +65,10 @@ struct RecorderStats {
   uint64_t annotations_dropped = 0;
   uint64_t metadata_dropped = 0;
   uint64_t mutations_after_end = 0;
+  // Now: segments ended whose subsegments are not all ended yet. Each is kept in memory, unsent,
+  // until they are: one that only grows means subsegments begun and never ended (e.g. an
+  // exception skipped EndSubsegment; the scopes of //context end theirs on every path).
+  uint64_t segments_waiting_for_subsegments = 0;
 };
 
 // Begins and ends segments and subsegments on the current flow's context (core/context_slot.h)

@@ -95,7 +95,9 @@ TEST_F(RecorderTest, SubsegmentOutlivingItsSegmentHoldsTheSendBack) {
   f.recorder->EndSegment();  // the flow is done; `late` is still open elsewhere
   EXPECT_EQ(f.sink->size(), 0u);
   EXPECT_EQ(segment->open_subsegments(), 1);
+  EXPECT_EQ(f.recorder->stats().segments_waiting_for_subsegments, 1u);  // visible while it waits
   late->End();
+  EXPECT_EQ(f.recorder->stats().segments_waiting_for_subsegments, 0u);
   auto docs = f.Documents();
   ASSERT_EQ(docs.size(), 1u);
   EXPECT_STREQ(docs[0]["subsegments"][0]["name"].GetString(), "late");
@@ -149,7 +151,7 @@ TEST_F(RecorderTest, ChildBegunUnderStreamedParentStillArrivesUnderIt) {
   Segment* segment = f.recorder->BeginSegment("s");
   Subsegment* parent = f.recorder->BeginSubsegment("parent");
   TraceContext child_context = CurrentContext();  // a child task's copy
-  f.recorder->EndSubsegment();                     // parent ends and is streamed
+  f.recorder->EndSubsegment();                    // parent ends and is streamed
   ASSERT_EQ(f.sink->size(), 1u);
   {
     ScopedContext scope(child_context);
@@ -178,7 +180,7 @@ TEST_F(RecorderTest, ChildContextIsIsolatedFromParent) {
   }
   EXPECT_EQ(f.recorder->CurrentEntity(), segment);  // the parent never sees the child's entity
   Subsegment* parent_sub = f.recorder->BeginSubsegment("parent");
-  EXPECT_EQ(parent_sub->parent(), segment);         // sibling, not nested under child's
+  EXPECT_EQ(parent_sub->parent(), segment);  // sibling, not nested under child's
   {
     ScopedContext scope(child);
     EXPECT_EQ(f.recorder->CurrentEntity(), child_sub);
