@@ -13,6 +13,11 @@ namespace xraysink::tasks {
 
 namespace asio = boost::asio;
 
+namespace {
+// Shorter periods are mistakes (a traced job, a new trace, a thousand times a second and more).
+constexpr std::chrono::milliseconds kMinimumPeriod(1);
+}  // namespace
+
 PeriodicTask::PeriodicTask(asio::any_io_executor executor, std::string name,
                            std::chrono::steady_clock::duration period, Job job, Options options)
     : executor_(std::move(executor)),
@@ -27,12 +32,11 @@ std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor
                                                   Job job, Options options) {
   std::shared_ptr<PeriodicTask> task(new PeriodicTask(std::move(executor), std::move(name), period,
                                                       std::move(job), std::move(options)));
-  if (period <= std::chrono::steady_clock::duration::zero()) {
+  if (period < kMinimumPeriod) {
     core::Log(
         core::LogLevel::kError,
         absl::StrCat("periodic task '", task->name_,
-                     "' not started: its period must be "
-                     "positive, not ",
+                     "' not started: its period must be at least 1 ms, not ",
                      std::chrono::duration_cast<std::chrono::nanoseconds>(period).count(), " ns"));
     task->stopped_.store(true);
     return task;

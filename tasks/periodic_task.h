@@ -19,8 +19,9 @@ namespace xraysink::tasks {
 // RunTraced/Traced). Runs never overlap unless `allow_overlap`: a tick that finds the previous
 // run still going is skipped (counted). Stop() ends the schedule; a run in progress completes.
 // Give it an executor from context::MakeTracedExecutor so each run's context is its own.
-// A period that is not positive would run the job back to back: such a task never runs, and
-// the library's log (core/log.h) says why.
+// A period under 1 ms (zero, negative, or a units slip such as steady_clock::duration(30),
+// which is 30 ns) would run the job back to back: such a task never runs, and the library's log
+// (core/log.h) says why.
 class PeriodicTask : public std::enable_shared_from_this<PeriodicTask> {
  public:
   using Job = std::function<boost::asio::awaitable<void>()>;

@@ -269,26 +269,32 @@ TEST_F(TaskTest, PeriodicRunsAreSeparateTracesAndNeverOverlap) {
 std::vector<std::string> logged;  // by LogInto, for the test below
 void LogInto(core::LogLevel, std::string_view message) { logged.emplace_back(message); }
 
-// A period of zero would run the job back to back: the task never runs, and the log says why.
-TEST_F(TaskTest, APeriodicTaskWithoutAPositivePeriodNeverRuns) {
-  logged.clear();
-  core::SetLogHandler(LogInto);
-  asio::io_context io;
-  std::atomic<int> runs{0};
-  auto periodic = PeriodicTask::Start(
-      io.get_executor(), "spin", std::chrono::seconds(0),
-      [&]() -> asio::awaitable<void> {
-        ++runs;
-        co_return;
-      },
-      PeriodicTask::Options{.task = task_options_, .run_immediately = true});
-  io.run_for(std::chrono::milliseconds(100));  // returns at once when nothing was scheduled
-  core::SetLogHandler(nullptr);
-  EXPECT_EQ(runs.load(), 0);
-  EXPECT_EQ(periodic->runs_started(), 0u);
-  ASSERT_EQ(logged.size(), 1u);
-  EXPECT_NE(logged[0].find("periodic task 'spin' not started"), std::string::npos) << logged[0];
-  periodic->Stop();  // still fine
+// A period of zero, or of 30 ns (a units slip), would run the job back to back: the task never
+// runs, and the log says why.
+TEST_F(TaskTest, APeriodicTaskWithAPeriodUnderAMillisecondNeverRuns) {
+  for (const std::chrono::steady_clock::duration period :
+       {std::chrono::steady_clock::duration(0), std::chrono::steady_clock::duration(30)}) {
+    logged.clear();
+    core::SetLogHandler(LogInto);
+    asio::io_context io;
+    std::atomic<int> runs{0};
+    auto periodic = PeriodicTask::Start(
+        io.get_executor(), "spin", period,
+        [&]() -> asio::awaitable<void> {
+          ++runs;
+          co_return;
+        },
+        PeriodicTask::Options{.task = task_options_, .run_immediately = true});
+    io.run_for(std::chrono::milliseconds(100));  // returns at once when nothing was scheduled
+    core::SetLogHandler(nullptr);
+    EXPECT_EQ(runs.load(), 0) << period.count();
+    EXPECT_EQ(periodic->runs_started(), 0u);
+    ASSERT_EQ(logged.size(), 1u);
+    EXPECT_NE(logged[0].find("'spin' not started: its period must be at least 1 ms"),
+              std::string::npos)
+        << logged[0];
+    periodic->Stop();  // still fine
+  }
 }
 
 TEST_F(TaskTest, DisabledRecorderRunsTheJobUntraced) {
