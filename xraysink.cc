@@ -1,5 +1,6 @@
 #include "xraysink.h"
 
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -10,10 +11,12 @@
 namespace xraysink {
 namespace {
 
-// The sampler `options` ask for, when the user set none. `centralized` receives the centralized
-// sampler, if one is built, for Tracing to start and stop.
+// The sampler `options` ask for, when the user set none; centralized sampling polls the daemon
+// at `daemon_address` (the emitter's). `centralized` receives the centralized sampler, if one is
+// built, for Tracing to start and stop.
 absl::StatusOr<std::shared_ptr<core::Sampler>> MakeSampler(
-    const TracingOptions& options, std::shared_ptr<core::CentralizedSampler>& centralized) {
+    const TracingOptions& options, const std::string& daemon_address,
+    std::shared_ptr<core::CentralizedSampler>& centralized) {
   std::shared_ptr<core::Sampler> local;  // null: the built-in rule (1 a second, then 5 %)
   if (!options.sampling_rules_file.empty()) {
     auto rules = std::make_shared<core::RuleSampler>();
@@ -23,8 +26,7 @@ absl::StatusOr<std::shared_ptr<core::Sampler>> MakeSampler(
     local = std::move(rules);
   }
   if (!options.centralized_sampling) return local;
-  absl::StatusOr<core::DaemonAddress> daemon =
-      core::DaemonAddress::FromEnvironment(options.daemon_address);
+  absl::StatusOr<core::DaemonAddress> daemon = core::DaemonAddress::FromEnvironment(daemon_address);
   if (!daemon.ok()) return daemon.status();
   absl::StatusOr<std::unique_ptr<core::CentralizedSampler>> created =
       core::CentralizedSampler::Create(
@@ -86,12 +88,14 @@ absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
     emitter_options.flush_timeout = options.flush_timeout;
   }
   const absl::Duration flush_timeout = emitter_options.flush_timeout;
+  const std::string daemon_address = emitter_options.daemon_address;
   absl::StatusOr<std::shared_ptr<emitter::UdpEmitter>> emitter =
       emitter::UdpEmitter::Create(std::move(emitter_options));
   if (!emitter.ok()) return emitter.status();
   std::shared_ptr<core::CentralizedSampler> centralized;
   if (options.recorder.sampler == nullptr) {
-    absl::StatusOr<std::shared_ptr<core::Sampler>> sampler = MakeSampler(options, centralized);
+    absl::StatusOr<std::shared_ptr<core::Sampler>> sampler =
+        MakeSampler(options, daemon_address, centralized);
     if (!sampler.ok()) return sampler.status();
     options.recorder.sampler = *std::move(sampler);
   }

@@ -145,6 +145,18 @@ TEST_F(ConfigureSamplingTest, CentralizedRulesFromTheDaemonDecide) {
   EXPECT_EQ(recorder.stats().segments_unsampled, 1u);
 }
 
+// The daemon address set in TracingOptions::emitter alone (allowed, see xraysink.h) reaches the
+// sampling poller too, not only the emitter.
+TEST_F(ConfigureSamplingTest, TheEmittersDaemonAddressServesSamplingToo) {
+  TracingOptions options = Options();
+  options.emitter.daemon_address = options.daemon_address;
+  options.daemon_address = "";
+  const std::unique_ptr<Tracing> tracing = Start(std::move(options));
+  ASSERT_NE(tracing, nullptr);
+  ASSERT_NE(tracing->centralized_sampler(), nullptr);
+  EXPECT_TRUE(daemon_->WaitForRulesRequests(1, kTimeout));
+}
+
 TEST_F(ConfigureSamplingTest, LocalRulesFileDecidesWhileTheDaemonIsUnreachable) {
   daemon_->StopSamplingApi();
   TracingOptions options = Options();
