@@ -9,6 +9,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/internal/reservoir.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
@@ -151,7 +152,9 @@ absl::Status ValidateLocalRules(const LocalRules& rules) { return Validate(rules
 
 absl::StatusOr<LocalRules> ParseLocalRules(std::string_view json) {
   rapidjson::Document document;
-  document.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+  // Iterative: a deeply nested document must not overflow the stack.
+  document.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(json.data(),
+                                                                                      json.size());
   if (document.HasParseError()) return SyntaxError(json, document);
   if (!document.IsObject()) return absl::InvalidArgumentError("the document must be an object");
   if (absl::Status status = CheckKeys(document, "", {"version", "rules", "default"},
@@ -206,7 +209,14 @@ absl::StatusOr<LocalRules> LoadLocalRulesFile(const std::string& path) {
   std::string text;
   char buffer[4096];
   size_t read;
-  while ((read = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) text.append(buffer, read);
+  while ((read = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) {
+    text.append(buffer, read);
+    // Real rule files are a few KB: this is not one (or it is /dev/zero).
+    if (text.size() > kMaxLocalRulesFileBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": more than ", kMaxLocalRulesFileBytes,
+                                                     " bytes; not a sampling rules file"));
+    }
+  }
   if (std::ferror(file.get())) return absl::ErrnoToStatus(errno, path + ": cannot read");
   absl::StatusOr<LocalRules> rules = ParseLocalRules(text);
   if (!rules.ok()) {

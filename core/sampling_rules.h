@@ -1,6 +1,7 @@
 #ifndef XRAYSINK_CORE_SAMPLING_RULES_H_
 #define XRAYSINK_CORE_SAMPLING_RULES_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,7 +53,11 @@ absl::Status ValidateLocalRules(const LocalRules& rules);
 // path of the offending value.
 absl::StatusOr<LocalRules> ParseLocalRules(std::string_view json);
 
-// Reads and parses a rule file; every message starts with the path.
+// The largest rule file LoadLocalRulesFile reads (real ones are a few KB).
+inline constexpr size_t kMaxLocalRulesFileBytes = 1 << 20;
+
+// Reads and parses a rule file; every message starts with the path. A file larger than
+// kMaxLocalRulesFileBytes (or endless, like /dev/zero) is an InvalidArgument error.
 absl::StatusOr<LocalRules> LoadLocalRulesFile(const std::string& path);
 
 }  // namespace xraysink::core

@@ -264,5 +264,27 @@ TEST(SamplingRulesTest, FileErrorsStartWithThePath) {
   EXPECT_EQ(rules.status().message(), bad + ": default.rate: must be a number in [0, 1]");
 }
 
+// Not rule files: an endless one (a device) and a huge one are refused by size; a deeply nested
+// one is a syntax error, not a stack overflow.
+TEST(SamplingRulesTest, EndlessHugeAndDeepFilesAreErrors) {
+  absl::StatusOr<LocalRules> rules = LoadLocalRulesFile("/dev/zero");
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rules.status().message(),
+            "/dev/zero: more than 1048576 bytes; not a sampling rules file");
+
+  const std::string huge = TempPath("huge-rules.json");
+  std::ofstream(huge) << "{\"version\": 2, \"description\": \"" << std::string(2 << 20, 'x')
+                      << "\"}";
+  rules = LoadLocalRulesFile(huge);
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kInvalidArgument);
+
+  const std::string deep = TempPath("deep-rules.json");
+  std::ofstream(deep) << std::string(500000, '[');
+  rules = LoadLocalRulesFile(deep);
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(rules.status().message().find("syntax"), absl::string_view::npos)
+      << rules.status().message();
+}
+
 }  // namespace
 }  // namespace xraysink::core
