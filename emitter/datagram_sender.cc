@@ -63,7 +63,14 @@ class DatagramSender::State {
         queue_(options.queue_capacity),
         retired_(kRetiredCapacity),
         paused_(options.start_paused) {}
-  ~State() { close(fd_); }
+  ~State() { CloseSocket(); }
+
+  // Once the sender thread has stopped: the socket goes back at once, even if something keeps
+  // this state alive (a retired recorder holds its emitter).
+  void CloseSocket() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
 
   // Never blocks; takes the lock only to wake the sender thread (see PushItem).
   bool Push(Item item) {
@@ -386,7 +393,7 @@ class DatagramSender::State {
     }
   }
 
-  const int fd_;
+  int fd_;  // -1 once closed; used by the sender thread only while it runs
   const std::chrono::nanoseconds batch_delay_;
   const std::chrono::nanoseconds idle_delay_;
   const std::chrono::nanoseconds sleep_after_;
@@ -499,6 +506,7 @@ void DatagramSender::Close() {
   state_->Stop();
   thread_.join();
   state_->DropLeftovers();
+  state_->CloseSocket();
 }
 
 bool DatagramSender::Enqueue(std::string datagram) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -260,6 +261,29 @@ TEST(DatagramSenderTest, CloseSendsWhatIsQueuedThenRefusesAndCounts) {
   const DatagramSender::Stats stats = sender->stats();
   EXPECT_EQ(stats.sent, 5u);
   EXPECT_EQ(stats.dropped_closed, 1u);
+}
+
+// Descriptors this process has open.
+size_t OpenDescriptors() {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    ++count;
+  }
+  return count;
+}
+
+// Close() gives the socket back at once, even while something keeps the sender alive (as a
+// retired global recorder keeps its emitter): repeated setups do not run out of descriptors.
+TEST(DatagramSenderTest, CloseGivesTheSocketBack) {
+  UdpReceiver receiver;
+  const size_t before = OpenDescriptors();
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  EXPECT_EQ(OpenDescriptors(), before + 1);
+  sender->Close();
+  EXPECT_EQ(OpenDescriptors(), before);
+  EXPECT_FALSE(sender->Enqueue("late"));
+  EXPECT_EQ(sender->stats().dropped_closed, 1u);
 }
 
 TEST(DatagramSenderTest, CloseCountsWhatItCouldNotSendInTime) {
