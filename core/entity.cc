@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <new>
 #include <utility>
@@ -176,7 +177,12 @@ Subsegment* Subsegment::BeginSubsegment(std::string_view name, Namespace ns) {
 std::shared_ptr<Segment> Segment::Create(SegmentOptions options,
                                          std::shared_ptr<const SegmentSettings> settings,
                                          std::shared_ptr<EntityCounters> counters) {
-  const double start = options.start_time != 0 ? options.start_time : NowEpochSeconds();
+  // Epoch seconds that fit a trace id. Anything else (unset, negative, not a number,
+  // milliseconds by mistake) starts the segment now: a trace id's time must be right.
+  const double given = options.start_time;
+  const double start =
+      std::isfinite(given) && given > 0 && given < 4294967296.0 ? given : NowEpochSeconds();
+  if (settings == nullptr) settings = std::make_shared<const SegmentSettings>();
   // One allocation for the segment and its reference count.
   return std::make_shared<Segment>(CreateKey(), std::move(options), std::move(settings),
                                    std::move(counters), start);

@@ -302,7 +302,9 @@ struct SegmentOptions {
   std::string sampling_rule_name;
   // Extra keys of the incoming trace header (e.g. `Lineage=...`), forwarded on outgoing calls.
   std::string propagated_header_keys;
-  double start_time = 0;  // 0: now
+  // Epoch seconds; 0 (or anything that is not a time a trace id can hold: negative, not a
+  // number, milliseconds by mistake): now.
+  double start_time = 0;
 };
 
 // Settings a segment takes from its recorder.
@@ -336,6 +338,8 @@ class Segment final : private internal::SegmentArenaHolder,
                       public Entity,
                       public std::enable_shared_from_this<Segment> {
  public:
+  // `settings` null: defaults, with no sink (the segment is never sent); `counters` null: its
+  // own.
   static std::shared_ptr<Segment> Create(SegmentOptions options,
                                          std::shared_ptr<const SegmentSettings> settings,
                                          std::shared_ptr<EntityCounters> counters);

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cmath>
+#include <ctime>
+#include <limits>
 #include <set>
 #include <string>
 #include <thread>
@@ -330,6 +333,33 @@ TEST_F(RecorderTest, RefusedDocumentsAreCounted) {
   f.recorder->EndSegment();
   EXPECT_EQ(f.recorder->stats().documents_not_accepted, 1u);
   EXPECT_EQ(f.recorder->stats().segments_sent, 0u);
+}
+
+// A start time no trace id can hold (negative, not a number, milliseconds by mistake) starts
+// the segment now, and its trace id carries this second.
+TEST_F(RecorderTest, AStartTimeThatIsNotEpochSecondsMeansNow) {
+  Fixture f;
+  for (const double start : {-5.0, std::nan(""), std::numeric_limits<double>::infinity(), 1.7e12}) {
+    const double before = static_cast<double>(std::time(nullptr)) - 1;
+    Segment* segment = f.recorder->BeginSegment("s", {.start_time = start});
+    ASSERT_NE(segment, nullptr) << start;
+    EXPECT_GE(segment->start_time(), before) << start;
+    EXPECT_LE(segment->start_time(), before + 60) << start;
+    EXPECT_GE(segment->trace_id().epoch_seconds(), static_cast<uint32_t>(before)) << start;
+    f.recorder->EndSegment();
+  }
+  EXPECT_EQ(f.Documents().size(), 4u);
+}
+
+// Without settings a segment works, and is never sent (no sink).
+TEST_F(RecorderTest, ASegmentWithoutSettingsHasNoSink) {
+  SegmentOptions options;
+  options.name = "alone";
+  std::shared_ptr<Segment> segment = Segment::Create(std::move(options), nullptr, nullptr);
+  ASSERT_NE(segment, nullptr);
+  segment->BeginSubsegmentUnder(*segment, "child", Namespace::kLocal)->End();
+  segment->End();
+  EXPECT_TRUE(segment->ended());
 }
 
 TEST_F(RecorderTest, GlobalRecorderStartsDisabled) {
