@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/daemon_address.h"
 #include "core/rule_sampler.h"
 #include "emitter/sampling_client.h"
@@ -38,6 +39,23 @@ absl::StatusOr<std::shared_ptr<core::Sampler>> MakeSampler(
   return centralized;
 }
 
+// A setting TracingOptions holds both at its top (`top`) and in `emitter` (`nested`): `nested`
+// becomes `top` when `top` was set (differs from `top_default`), unless `nested` was set too
+// (differs from `nested_default`) to something else, which is an error naming both (`format`
+// shows a value).
+template <typename T, typename Format>
+absl::Status MergeSetting(absl::string_view what, absl::string_view field, const T& top,
+                          const T& top_default, T& nested, const T& nested_default, Format format) {
+  if (top == top_default) return absl::OkStatus();
+  if (nested != nested_default && nested != top) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", what, " is set twice: TracingOptions::", field, " ", format(top),
+                     " and TracingOptions::emitter.", field, " ", format(nested)));
+  }
+  nested = top;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Tracing::Tracing(std::shared_ptr<emitter::UdpEmitter> emitter,
@@ -66,26 +84,19 @@ absl::StatusOr<std::unique_ptr<Tracing>> Configure(TracingOptions options) {
   // The daemon address and the flush timeout can be set here or in `emitter`: whichever was
   // set is used, and two different values are an error rather than a silent choice.
   emitter::EmitterOptions emitter_options = options.emitter;
-  if (!options.daemon_address.empty()) {
-    if (!emitter_options.daemon_address.empty() &&
-        emitter_options.daemon_address != options.daemon_address) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the daemon address is set twice: TracingOptions::daemon_address '",
-                       options.daemon_address, "' and TracingOptions::emitter.daemon_address '",
-                       emitter_options.daemon_address, "'"));
-    }
-    emitter_options.daemon_address = options.daemon_address;
+  if (absl::Status merged =
+          MergeSetting("daemon address", "daemon_address", options.daemon_address, std::string(),
+                       emitter_options.daemon_address, std::string(),
+                       [](const std::string& value) { return "'" + value + "'"; });
+      !merged.ok()) {
+    return merged;
   }
-  if (options.flush_timeout != TracingOptions{}.flush_timeout) {
-    if (emitter_options.flush_timeout != emitter::EmitterOptions{}.flush_timeout &&
-        emitter_options.flush_timeout != options.flush_timeout) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the flush timeout is set twice: TracingOptions::flush_timeout ",
-                       absl::FormatDuration(options.flush_timeout),
-                       " and TracingOptions::emitter.flush_timeout ",
-                       absl::FormatDuration(emitter_options.flush_timeout)));
-    }
-    emitter_options.flush_timeout = options.flush_timeout;
+  if (absl::Status merged = MergeSetting(
+          "flush timeout", "flush_timeout", options.flush_timeout, TracingOptions{}.flush_timeout,
+          emitter_options.flush_timeout, emitter::EmitterOptions{}.flush_timeout,
+          [](absl::Duration value) { return absl::FormatDuration(value); });
+      !merged.ok()) {
+    return merged;
   }
   const absl::Duration flush_timeout = emitter_options.flush_timeout;
   const std::string daemon_address = emitter_options.daemon_address;
