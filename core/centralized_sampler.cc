@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -492,6 +493,7 @@ absl::Status CentralizedSampler::Start() {
   {
     std::lock_guard<std::mutex> lock(wait_mu_);
     stopping_ = false;
+    poller_ended_ = false;
   }
   try {
     poller_ = std::thread(&CentralizedSampler::Run, this);
@@ -505,11 +507,18 @@ absl::Status CentralizedSampler::Start() {
 void CentralizedSampler::Stop() {
   std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   if (!poller_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(wait_mu_);
-    stopping_ = true;
-  }
+  std::unique_lock<std::mutex> lock(wait_mu_);
+  stopping_ = true;
   wake_.notify_all();
+  // Cancel again until the thread is out: a cancel that lands between two calls of one poll
+  // (targets, then rules) finds nothing in flight and must not leave the second to run its course.
+  while (!poller_ended_) {
+    lock.unlock();
+    api_->Cancel();
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(20), [this] { return poller_ended_; });
+  }
+  lock.unlock();
   poller_.join();
 }
 
@@ -523,6 +532,8 @@ void CentralizedSampler::Run() {
     const absl::Duration wait = std::max(next - clock_(), absl::ZeroDuration());
     wake_.wait_for(lock, absl::ToChronoNanoseconds(wait), [this] { return stopping_; });
   }
+  poller_ended_ = true;
+  wake_.notify_all();
 }
 
 absl::Time CentralizedSampler::PollOnce() {

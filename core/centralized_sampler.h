@@ -85,7 +85,8 @@ std::string EncodeSamplingTargetsResponse(const SamplingTargets& targets);
 absl::StatusOr<SamplingTargets> DecodeSamplingTargetsResponse(std::string_view body);
 
 // How the sampler reaches the X-Ray sampling API (through the daemon). Keeps core free of
-// sockets and HTTP. Calls come from one thread at a time and may block (briefly).
+// sockets and HTTP. Calls come from one thread at a time and may block (briefly: an
+// implementation bounds each call as a whole).
 class SamplingApi {
  public:
   virtual ~SamplingApi() = default;
@@ -93,6 +94,9 @@ class SamplingApi {
   virtual absl::StatusOr<std::vector<SamplingRule>> GetSamplingRules() = 0;
   virtual absl::StatusOr<SamplingTargets> GetSamplingTargets(
       const std::vector<SamplingStatistics>& statistics) = 0;
+  // From another thread: ends a call in flight soon, with an error (CentralizedSampler::Stop
+  // calls it, so that stopping never waits out a slow daemon). Later calls run normally.
+  virtual void Cancel() {}
 };
 
 struct CentralizedSamplerOptions {
@@ -148,9 +152,9 @@ class CentralizedSampler : public Sampler {
   // matters on recorded segments, and leaving it out keeps unsampled requests allocation-free).
   SamplingDecision ShouldTrace(const SamplingRequest& request) override;
 
-  // Runs PollOnce on a background thread until Stop(). Both are idempotent; Stop() returns as
-  // soon as a poll in flight ends (the api's timeouts bound it). Fails only when no thread can
-  // be created.
+  // Runs PollOnce on a background thread until Stop(). Both are idempotent; Stop() cancels a
+  // poll in flight (SamplingApi::Cancel) and returns once the thread has ended. Fails only when
+  // no thread can be created.
   absl::Status Start();
   void Stop();
 
@@ -200,8 +204,9 @@ class CentralizedSampler : public Sampler {
   std::mutex lifecycle_mu_;  // serializes Start and Stop
   std::thread poller_;
   std::mutex wait_mu_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // the poller's waits, and Stop's wait for its end
   bool stopping_ = false;
+  bool poller_ended_ = false;
 };
 
 }  // namespace xraysink::core

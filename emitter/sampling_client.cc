@@ -1,7 +1,10 @@
 #include "emitter/sampling_client.h"
 
 #include <httplib.h>
+#include <pthread.h>
 
+#include <chrono>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,11 +16,15 @@ namespace {
 constexpr int kMaxRulePages = 100;
 // How much of an error response's body goes into a message.
 constexpr size_t kMaxBodyInMessage = 200;
+// How often the watchdog shuts an interrupted call's socket again: the call may not have opened
+// it yet when the interruption came.
+constexpr auto kReshutInterval = std::chrono::milliseconds(10);
 
 }  // namespace
 
 SamplingClient::SamplingClient(const core::Endpoint& daemon_tcp, absl::Duration timeout)
     : endpoint_(daemon_tcp.ToString()),
+      timeout_(timeout),
       client_(std::make_unique<httplib::Client>(daemon_tcp.host, daemon_tcp.port)) {
   const auto chrono_timeout = absl::ToChronoMicroseconds(timeout);
   client_->set_connection_timeout(chrono_timeout);
@@ -25,29 +32,124 @@ SamplingClient::SamplingClient(const core::Endpoint& daemon_tcp, absl::Duration 
   client_->set_write_timeout(chrono_timeout);
 }
 
-SamplingClient::~SamplingClient() = default;
+SamplingClient::~SamplingClient() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    closing_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watchdog_.joinable()) watchdog_.join();
+}
 
-absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::string& body) {
-  std::lock_guard<std::mutex> lock(mu_);
-  httplib::Result result = client_->Post(path, body, "application/json");
-  if (!result) {
-    return absl::UnavailableError(absl::StrCat("POST ", path, " to the X-Ray daemon at ", endpoint_,
-                                               ": ", httplib::to_string(result.error()), " error"));
+void SamplingClient::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    if (!in_call_) return;
+    interruption_ = Interruption::kCancelled;
+  }
+  watch_cv_.notify_all();
+}
+
+void SamplingClient::Watch() {
+  pthread_setname_np(pthread_self(), "xraysink-rwatch");  // for top -H, perf and gdb
+  std::unique_lock<std::mutex> lock(watch_mu_);
+  while (!closing_) {
+    if (!in_call_) {
+      watch_cv_.wait(lock);
+    } else if (interruption_ == Interruption::kNone) {
+      const absl::Duration left = call_deadline_ - absl::Now();
+      if (left > absl::ZeroDuration()) {
+        watch_cv_.wait_for(lock, absl::ToChronoNanoseconds(left));
+      } else {
+        interruption_ = Interruption::kDeadline;
+      }
+    } else {
+      // httplib's stop() shuts the socket of the request in flight, which ends its reads and
+      // writes at once; it is made to be called from another thread. Not under our lock: it
+      // waits for httplib's own, which a call holds while it connects.
+      lock.unlock();
+      client_->stop();
+      lock.lock();
+      watch_cv_.wait_for(lock, kReshutInterval);
+    }
+  }
+}
+
+absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::string& body,
+                                                 absl::Time deadline) {
+  const auto failure = [&](auto&&... what) {
+    return absl::StrCat("POST ", path, " to the X-Ray daemon at ", endpoint_, ": ", what...);
+  };
+  std::lock_guard<std::mutex> call(call_mu_);
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    if (!watchdog_.joinable()) {
+      try {
+        watchdog_ = std::thread(&SamplingClient::Watch, this);
+      } catch (const std::system_error& error) {
+        return absl::ResourceExhaustedError(
+            failure("cannot start the thread that bounds calls: ", error.what()));
+      }
+    }
+    in_call_ = true;
+    call_deadline_ = deadline;
+    interruption_ = Interruption::kNone;
+  }
+  watch_cv_.notify_all();
+
+  httplib::Request request;
+  request.method = "POST";
+  request.path = path;
+  request.body = body;
+  request.set_header("Content-Type", "application/json");
+  std::string response_body;
+  bool too_large = false;
+  request.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+    if (length > kMaxResponseBytes - response_body.size()) {
+      too_large = true;
+      return false;
+    }
+    response_body.append(data, length);
+    return true;
+  };
+  httplib::Result result = client_->send(request);
+
+  Interruption interruption;
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    in_call_ = false;
+    interruption = interruption_;
+  }
+  if (too_large) {
+    return absl::ResourceExhaustedError(
+        failure("the answer is larger than ", kMaxResponseBytes, " bytes"));
+  }
+  if (!result || interruption != Interruption::kNone) {
+    switch (interruption) {
+      case Interruption::kDeadline:
+        return absl::DeadlineExceededError(
+            failure("no complete answer within ", absl::FormatDuration(timeout_)));
+      case Interruption::kCancelled:
+        return absl::CancelledError(failure("cancelled"));
+      case Interruption::kNone:
+        break;
+    }
+    return absl::UnavailableError(failure(httplib::to_string(result.error()), " error"));
   }
   if (result->status != 200) {
-    return absl::UnavailableError(absl::StrCat("POST ", path, " to the X-Ray daemon at ", endpoint_,
-                                               ": HTTP ", result->status, " ",
-                                               result->body.substr(0, kMaxBodyInMessage)));
+    return absl::UnavailableError(
+        failure("HTTP ", result->status, " ", response_body.substr(0, kMaxBodyInMessage)));
   }
-  return std::move(result->body);
+  return response_body;
 }
 
 absl::StatusOr<std::vector<core::SamplingRule>> SamplingClient::GetSamplingRules() {
+  const absl::Time deadline = absl::Now() + timeout_;
   std::vector<core::SamplingRule> rules;
   std::string token;
   for (int page = 0; page < kMaxRulePages; ++page) {
     absl::StatusOr<std::string> body =
-        Post("/GetSamplingRules", core::EncodeSamplingRulesRequest(token));
+        Post("/GetSamplingRules", core::EncodeSamplingRulesRequest(token), deadline);
     if (!body.ok()) return body.status();
     absl::StatusOr<core::SamplingRulesPage> decoded = core::DecodeSamplingRulesResponse(*body);
     if (!decoded.ok()) {
@@ -64,8 +166,8 @@ absl::StatusOr<std::vector<core::SamplingRule>> SamplingClient::GetSamplingRules
 
 absl::StatusOr<core::SamplingTargets> SamplingClient::GetSamplingTargets(
     const std::vector<core::SamplingStatistics>& statistics) {
-  absl::StatusOr<std::string> body =
-      Post("/SamplingTargets", core::EncodeSamplingTargetsRequest(statistics));
+  absl::StatusOr<std::string> body = Post(
+      "/SamplingTargets", core::EncodeSamplingTargetsRequest(statistics), absl::Now() + timeout_);
   if (!body.ok()) return body.status();
   absl::StatusOr<core::SamplingTargets> decoded = core::DecodeSamplingTargetsResponse(*body);
   if (!decoded.ok()) {

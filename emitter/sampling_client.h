@@ -1,9 +1,12 @@
 #ifndef XRAYSINK_EMITTER_SAMPLING_CLIENT_H_
 #define XRAYSINK_EMITTER_SAMPLING_CLIENT_H_
 
+#include <condition_variable>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,27 +23,50 @@ namespace xraysink::emitter {
 // The X-Ray sampling API through the daemon (spec 3.4): plain, unsigned HTTP to the daemon's TCP
 // endpoint, which signs and forwards. Follows NextToken. Uses a bare HTTP client, so its calls
 // are never traced. Thread-safe (calls are serialized).
+//
+// A daemon that is slow in any way costs a bounded wait: `timeout` bounds each call as a whole
+// (connecting, sending, and the whole answer, however slowly it trickles in; for
+// GetSamplingRules, every page together), and an answer over kMaxResponseBytes fails the call
+// without being read further. httplib's own timeouts only bound each read, so a watchdog thread
+// (started with the first call, asleep between calls) shuts the socket of a call past its
+// deadline or cancelled.
 class SamplingClient : public core::SamplingApi {
  public:
-  // `timeout` bounds connecting, and each read and write, of one call.
+  static constexpr size_t kMaxResponseBytes = 1 << 20;
+
   explicit SamplingClient(const core::Endpoint& daemon_tcp,
                           absl::Duration timeout = absl::Seconds(2));
   ~SamplingClient() override;
   SamplingClient(const SamplingClient&) = delete;
   SamplingClient& operator=(const SamplingClient&) = delete;
 
-  // Errors name the call and say what happened: unreachable, an HTTP status, bad JSON.
+  // Errors name the call and say what happened: unreachable, an HTTP status, bad JSON, too slow
+  // (DeadlineExceeded), too large (ResourceExhausted), cancelled (Cancelled).
   absl::StatusOr<std::vector<core::SamplingRule>> GetSamplingRules() override;
   absl::StatusOr<core::SamplingTargets> GetSamplingTargets(
       const std::vector<core::SamplingStatistics>& statistics) override;
+  void Cancel() override;
 
  private:
-  // POSTs `body` to `path`; the 200 response's body.
-  absl::StatusOr<std::string> Post(const char* path, const std::string& body);
+  enum class Interruption { kNone, kDeadline, kCancelled };
+
+  // POSTs `body` to `path`; the 200 response's body, whole by `deadline`.
+  absl::StatusOr<std::string> Post(const char* path, const std::string& body, absl::Time deadline);
+  void Watch();  // the watchdog thread
 
   const std::string endpoint_;  // host:port, for messages
-  std::mutex mu_;
+  const absl::Duration timeout_;
+  std::mutex call_mu_;  // one call at a time
   const std::unique_ptr<httplib::Client> client_;
+
+  // What the watchdog watches: the call in flight, if any.
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool in_call_ = false;
+  absl::Time call_deadline_;
+  Interruption interruption_ = Interruption::kNone;
+  bool closing_ = false;
+  std::thread watchdog_;
 };
 
 }  // namespace xraysink::emitter

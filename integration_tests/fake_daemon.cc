@@ -90,9 +90,16 @@ absl::Status FakeDaemon::StartSamplingApi(uint16_t port) {
 
 void FakeDaemon::StopSamplingApi() {
   if (http_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sampling_api_stopping_ = true;  // the server's threads are joined: end what they wait on
+  }
+  arrived_.notify_all();
   http_->stop();
   http_thread_.join();
   http_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  sampling_api_stopping_ = false;
 }
 
 absl::Status FakeDaemon::RestartSamplingApi() {
@@ -112,11 +119,15 @@ void FakeDaemon::SetSamplingTargets(core::SamplingTargets targets) {
 }
 
 void FakeDaemon::SetSamplingFailure(SamplingFailure failure) {
-  std::lock_guard<std::mutex> lock(mu_);
-  sampling_failure_ = failure;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sampling_failure_ = failure;
+  }
+  arrived_.notify_all();  // ends a silence
 }
 
-bool FakeDaemon::AnswerScriptedFailure(httplib::Response& response) const {
+bool FakeDaemon::AnswerScriptedFailure(std::unique_lock<std::mutex>& lock,
+                                       httplib::Response& response) {
   switch (sampling_failure_) {
     case SamplingFailure::kNone:
       return false;
@@ -127,17 +138,49 @@ bool FakeDaemon::AnswerScriptedFailure(httplib::Response& response) const {
       response.status = 500;
       response.set_content(R"({"message":"scripted failure"})", "application/json");
       return true;
+    case SamplingFailure::kSilent:
+      arrived_.wait(lock, [this] {
+        return sampling_failure_ != SamplingFailure::kSilent || sampling_api_stopping_;
+      });
+      response.status = 503;
+      response.set_content("silence over", "text/plain");
+      return true;
+    case SamplingFailure::kTrickle:
+      response.set_chunked_content_provider(
+          "application/json", [this](size_t, httplib::DataSink& sink) {
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              if (sampling_failure_ != SamplingFailure::kTrickle || sampling_api_stopping_) {
+                return false;  // ends the connection
+              }
+            }
+            // The trickle itself, not a wait for something: each byte comes well within the
+            // client's read timeout.
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            return sink.write(" ", 1);
+          });
+      return true;
+    case SamplingFailure::kOversize: {
+      constexpr size_t kSize = 16 << 20;
+      response.set_content_provider(
+          kSize, "application/json",
+          [chunk = std::string(64 << 10, ' ')](size_t offset, size_t length,
+                                               httplib::DataSink& sink) {
+            return sink.write(chunk.data(), std::min({length, chunk.size(), kSize - offset}));
+          });
+      return true;
+    }
   }
   return false;
 }
 
 void FakeDaemon::ServeRules(const httplib::Request& request, httplib::Response& response) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     ++rules_requests_;
-    if (!AnswerScriptedFailure(response)) AnswerRules(request, response);
+    arrived_.notify_all();  // before a silence: tests wait for the request to be in
+    if (!AnswerScriptedFailure(lock, response)) AnswerRules(request, response);
   }
-  arrived_.notify_all();
 }
 
 void FakeDaemon::AnswerRules(const httplib::Request& request, httplib::Response& response) const {
@@ -158,8 +201,8 @@ void FakeDaemon::AnswerRules(const httplib::Request& request, httplib::Response&
 
 void FakeDaemon::ServeTargets(const httplib::Request& request, httplib::Response& response) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (AnswerScriptedFailure(response)) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (AnswerScriptedFailure(lock, response)) return;
     absl::StatusOr<std::vector<core::SamplingStatistics>> statistics =
         core::DecodeSamplingTargetsRequest(request.body);
     if (!statistics.ok()) {

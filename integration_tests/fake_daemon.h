@@ -39,8 +39,11 @@ namespace xraysink::integration_tests {
 // thread.
 class FakeDaemon {
  public:
-  // How the sampling endpoints misbehave on demand.
-  enum class SamplingFailure { kNone, kGarbage, kHttp500 };
+  // How the sampling endpoints misbehave on demand: garbage (200, not JSON), HTTP 500, silence
+  // (the request is read and never answered), a trickle (200, then a chunked body of one byte
+  // every 20 ms, never finished) or an oversize answer (200 with a 16 MiB body). Silence and the
+  // trickle last until the failure is set back, the client goes away or the daemon stops.
+  enum class SamplingFailure { kNone, kGarbage, kHttp500, kSilent, kTrickle, kOversize };
 
   static absl::StatusOr<std::unique_ptr<FakeDaemon>> Start();
   ~FakeDaemon();
@@ -79,7 +82,7 @@ class FakeDaemon {
   void SetSamplingRules(std::vector<core::SamplingRule> rules, size_t page_size = 0);
   // POST /SamplingTargets answers with these. None until set.
   void SetSamplingTargets(core::SamplingTargets targets);
-  // Both endpoints answer garbage (200, not JSON) or HTTP 500 until set back to kNone.
+  // Both endpoints misbehave so until set back to kNone.
   void SetSamplingFailure(SamplingFailure failure);
   // Closes the TCP port, so connections are refused, as with a daemon that is down.
   void StopSamplingApi();
@@ -99,8 +102,9 @@ class FakeDaemon {
   bool WaitUntil(absl::Duration timeout, const std::function<bool()>& done);
   // Serves the sampling API on `port` (0: a free one) until StopSamplingApi.
   absl::Status StartSamplingApi(uint16_t port);
-  // The scripted failure, if any, as the response; true when it answered.
-  bool AnswerScriptedFailure(httplib::Response& response) const;
+  // The scripted failure, if any, as the response; true when it answered (`lock` holds mu_;
+  // silence waits on it).
+  bool AnswerScriptedFailure(std::unique_lock<std::mutex>& lock, httplib::Response& response);
   void ServeRules(const httplib::Request& request, httplib::Response& response);
   // The scripted rules page the request asks for (under mu_).
   void AnswerRules(const httplib::Request& request, httplib::Response& response) const;
@@ -120,6 +124,7 @@ class FakeDaemon {
   size_t rules_page_size_ = 0;
   core::SamplingTargets sampling_targets_;
   SamplingFailure sampling_failure_ = SamplingFailure::kNone;
+  bool sampling_api_stopping_ = false;  // ends silences and trickles
   size_t rules_requests_ = 0;
   std::vector<std::vector<core::SamplingStatistics>> statistics_;
 

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -61,7 +65,18 @@ class SamplingIntegrationTest : public ::testing::Test {
     absl::StatusOr<core::DaemonAddress> address =
         core::DaemonAddress::Parse(daemon_->daemon_address());
     ASSERT_TRUE(address.ok()) << address.status();
-    client_ = std::make_shared<emitter::SamplingClient>(address->tcp);
+    address_ = *std::move(address);
+    client_ = std::make_shared<emitter::SamplingClient>(address_.tcp);
+  }
+
+  // Polls `done` until it holds; false after kTimeout.
+  static bool WaitUntil(const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + kTimeout;
+    while (!done()) {
+      if (absl::Now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
   }
 
   // A sampler on the real client; the fake clock unless `real_clock`.
@@ -82,6 +97,7 @@ class SamplingIntegrationTest : public ::testing::Test {
   }
 
   std::unique_ptr<FakeDaemon> daemon_;
+  core::DaemonAddress address_;
   std::shared_ptr<emitter::SamplingClient> client_;
   std::shared_ptr<CountingFallback> fallback_ = std::make_shared<CountingFallback>();
   std::atomic<int64_t> now_nanos_{kStart * 1'000'000'000};
@@ -199,10 +215,59 @@ TEST_F(SamplingIntegrationTest, BackgroundPollerFetchesRulesAndStops) {
   daemon_->SetSamplingRules({Rule("Default", 10000, "*", 1, 0)});
   const std::unique_ptr<core::CentralizedSampler> sampler = MakeSampler(/*real_clock=*/true);
   ASSERT_TRUE(sampler->Start().ok());
-  ASSERT_TRUE(daemon_->WaitForRulesRequests(1, kTimeout));
-  sampler->Stop();  // lets the poll in flight finish
+  ASSERT_TRUE(WaitUntil([&] { return sampler->stats().rule_polls_ok == 1; }));
+  sampler->Stop();
   EXPECT_EQ(RuleFor(*sampler, "/"), "Default");
   EXPECT_EQ(daemon_->rules_requests(), 1u);
+}
+
+// httplib's timeouts bound each read; a daemon that sends a byte now and then would hold a call
+// (and Stop, and the process's exit) for as long as it likes.
+TEST_F(SamplingIntegrationTest, ATrickledAnswerEndsAtTheCallsDeadline) {
+  emitter::SamplingClient client(address_.tcp, absl::Milliseconds(300));
+  daemon_->SetSamplingFailure(FakeDaemon::SamplingFailure::kTrickle);
+  std::future<absl::Status> call =
+      std::async(std::launch::async, [&] { return client.GetSamplingRules().status(); });
+  const bool returned = call.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  daemon_->SetSamplingFailure(FakeDaemon::SamplingFailure::kNone);  // ends the trickle
+  ASSERT_TRUE(returned) << "still reading a trickle after 20 s; the call's timeout is 300 ms";
+  const absl::Status status = call.get();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("/GetSamplingRules"), HasSubstr("no complete answer within 300ms")));
+
+  // The next call runs normally, on a fresh connection.
+  daemon_->SetSamplingRules({Rule("Default", 10000, "*", 1, 0)});
+  absl::StatusOr<std::vector<core::SamplingRule>> rules = client.GetSamplingRules();
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  EXPECT_THAT(*rules, ElementsAre(Field(&core::SamplingRule::rule_name, "Default")));
+}
+
+TEST_F(SamplingIntegrationTest, AnOversizeAnswerFailsWithoutBeingReadWhole) {
+  daemon_->SetSamplingFailure(FakeDaemon::SamplingFailure::kOversize);
+  const absl::Status status = client_->GetSamplingRules().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("larger than 1048576 bytes"));
+  const absl::Status targets = client_->GetSamplingTargets({{.rule_name = "r"}}).status();
+  EXPECT_EQ(targets.code(), absl::StatusCode::kResourceExhausted) << targets;
+}
+
+TEST_F(SamplingIntegrationTest, StopCancelsAPollInFlight) {
+  core::CentralizedSamplerOptions options;
+  options.api = std::make_shared<emitter::SamplingClient>(address_.tcp, absl::Seconds(120));
+  options.fallback = fallback_;
+  const std::unique_ptr<core::CentralizedSampler> sampler =
+      *core::CentralizedSampler::Create(std::move(options));
+  daemon_->SetSamplingFailure(FakeDaemon::SamplingFailure::kSilent);
+  ASSERT_TRUE(sampler->Start().ok());
+  ASSERT_TRUE(daemon_->WaitForRulesRequests(1, kTimeout));
+  std::future<void> stop = std::async(std::launch::async, [&] { sampler->Stop(); });
+  const bool stopped = stop.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  daemon_->SetSamplingFailure(FakeDaemon::SamplingFailure::kNone);  // ends the silence
+  EXPECT_TRUE(stopped) << "Stop waited out the poll (timeout 120 s)";
+  stop.get();
+  EXPECT_EQ(sampler->stats().rule_polls_failed, 1u);
+  EXPECT_EQ(sampler->stats().rule_polls_ok, 0u);
 }
 
 }  // namespace
