@@ -82,6 +82,13 @@ asio::awaitable<void> PeriodicTask::Loop() {
         token);
     if (stopped_.load()) break;
     next += period_;
+    // After a stall (a blocked executor, a suspended VM) the ticks it slept through are skipped
+    // (counted), not replayed back to back; the schedule keeps its phase.
+    if (const auto now = std::chrono::steady_clock::now(); next <= now) {
+      const auto missed = (now - next) / period_ + 1;
+      ticks_skipped_.fetch_add(static_cast<uint64_t>(missed));
+      next += missed * period_;
+    }
     if (running_runs_.load() > 0 && !options_.allow_overlap) {
       ticks_skipped_.fetch_add(1);
       continue;

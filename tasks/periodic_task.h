@@ -17,7 +17,9 @@ namespace xraysink::tasks {
 
 // Runs a job every `period` on an executor, each run traced as its own new trace (see
 // RunTraced/Traced). Runs never overlap unless `allow_overlap`: a tick that finds the previous
-// run still going is skipped (counted). Stop() ends the schedule; a run in progress completes.
+// run still going is skipped (counted), and so are the ticks an executor stalled through (one
+// run when it wakes, then the schedule as before, not a burst of missed runs). Stop() ends the
+// schedule; a run in progress completes.
 // Give it an executor from context::MakeTracedExecutor so each run's context is its own.
 // A period under 1 ms (zero, negative, or a units slip such as steady_clock::duration(30),
 // which is 30 ns) would run the job back to back: such a task never runs, and the library's log

@@ -7,14 +7,17 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "context/testing/test_recorder.h"
@@ -264,6 +267,33 @@ TEST_F(TaskTest, PeriodicRunsAreSeparateTracesAndNeverOverlap) {
     traces.insert(doc["trace_id"].GetString());
   }
   EXPECT_EQ(traces.size(), 3u);
+}
+
+// An executor blocked through many ticks runs the job once when it wakes, not once per missed
+// tick in a burst, and counts the missed ones.
+TEST_F(TaskTest, APeriodicTaskSkipsTheTicksAStalledExecutorMissed) {
+  constexpr auto kPeriod = std::chrono::milliseconds(20);
+  asio::io_context io;
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> starts;
+  std::shared_ptr<PeriodicTask> periodic = PeriodicTask::Start(
+      io.get_executor(), "tick", kPeriod,
+      [&]() -> asio::awaitable<void> {
+        std::lock_guard<std::mutex> lock(mu);
+        starts.push_back(std::chrono::steady_clock::now());
+        if (starts.size() == 4) periodic->Stop();
+        co_return;
+      },
+      PeriodicTask::Options{.task = task_options_});
+  // The stall under test: the only thread is busy through ten periods.
+  asio::post(io, [&] { std::this_thread::sleep_for(10 * kPeriod); });
+  ASSERT_TRUE(RunPool(io, 1));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(starts.size(), 4u);
+  int within_a_period_of_waking = 0;
+  for (const auto start : starts) within_a_period_of_waking += start - starts[0] < kPeriod;
+  EXPECT_LE(within_a_period_of_waking, 2) << "missed ticks were replayed back to back";
+  EXPECT_GE(periodic->ticks_skipped(), 5u);
 }
 
 std::vector<std::string> logged;  // by LogInto, for the test below
