@@ -275,16 +275,34 @@ bool Segment::UpdateDone(Entity& node) {
 }
 
 void Segment::CollectStreamable(Entity& node, std::vector<DocumentRef>& out) {
+  bool any_streamed = false;
   for (const auto& child : node.children_) {
-    if (child->streamed_ || child->detached_) continue;
+    if (child->streamed_) {
+      any_streamed = true;  // a detached child sent on its own
+      continue;
+    }
+    if (child->detached_) continue;
     if (UpdateDone(*child)) {
       child->streamed_ = true;
+      any_streamed = true;
       --held_subsegments_;
       out.push_back(DocumentRef{shared_from_this(), child.get()});
     } else {
       CollectStreamable(*child, out);
     }
   }
+  if (!any_streamed) return;
+  // Stable: the children left keep their begin order.
+  std::pmr::vector<SubsegmentPtr>& children = node.children_;
+  size_t kept = 0;
+  for (size_t i = 0; i < children.size(); ++i) {
+    if (children[i]->streamed_) {
+      streamed_subtrees_.push_back(std::move(children[i]));
+    } else if (kept++ != i) {
+      children[kept - 1] = std::move(children[i]);
+    }
+  }
+  children.erase(children.begin() + static_cast<std::ptrdiff_t>(kept), children.end());
 }
 
 void Segment::OnEnded(Entity& entity, double end_time) {

@@ -226,7 +226,8 @@ class Entity {
     std::pmr::string json;
   };
   const std::pmr::vector<MetadataEntry>& metadata() const { return metadata_; }
-  // Children in begin order; only valid under the segment lock or once the tree has ended.
+  // Children in begin order, but for the ones already streamed (sent as documents of their
+  // own: they leave the list); only valid under the segment lock or once the tree has ended.
   // Subsegment pointers stay valid while the segment lives: while a flow or handle holds it,
   // and (once it ended) until its last subsegment ended and it was sent.
   const std::pmr::vector<SubsegmentPtr>& children() const { return children_; }
@@ -427,6 +428,11 @@ class Segment final : private internal::SegmentArenaHolder,
   // Set while the segment has ended and waits for open subsegments.
   std::shared_ptr<Segment> self_ ABSL_GUARDED_BY(mu_);
   std::vector<KnownException> known_exceptions_ ABSL_GUARDED_BY(mu_);
+  // Subtrees that went out as documents of their own, taken out of their parents' children so
+  // that each streaming pass walks only what is still held (a long-lived segment streams
+  // thousands); kept until the segment goes, as queued documents and late children point into
+  // them.
+  std::vector<SubsegmentPtr> streamed_subtrees_ ABSL_GUARDED_BY(mu_);
 };
 
 // Wall-clock time as epoch seconds (microsecond resolution).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -145,6 +146,41 @@ TEST_F(RecorderTest, FortySequentialSubsegmentsWithDefaultThreshold) {
   ASSERT_EQ(docs.size(), 32u);  // as aws-xray-sdk-core: 31 streamed + the segment with 9
   EXPECT_EQ(docs.back()["subsegments"].Size(), 9u);
   EXPECT_EQ(f.recorder->stats().subtrees_streamed, 31u);
+}
+
+// A long-lived segment (a connection, a job) streams thousands of subsegments: each streaming
+// pass must walk only what the segment still holds, and every subsegment still arrives once.
+TEST_F(RecorderTest, ALongLivedSegmentHoldsOnlyWhatItHasNotStreamed) {
+  Fixture f;
+  Segment* segment = f.recorder->BeginSegment("s");
+  Subsegment* open = segment->BeginSubsegment("open");  // begun first, ends last
+  constexpr int kSubsegments = 1000;
+  size_t most_held = 0;
+  for (int i = 0; i < kSubsegments; ++i) {
+    segment->BeginSubsegment("sub-" + std::to_string(i))->End();
+    segment->WithTreeLocked([&] { most_held = std::max(most_held, segment->children().size()); });
+  }
+  EXPECT_LE(most_held, 32u);  // the threshold (30), the open one, the one that crossed it
+  open->End();
+  f.recorder->EndSegment();
+
+  std::multiset<std::string> names;
+  const std::vector<rapidjson::Document> docs = f.Documents();
+  for (const rapidjson::Document& doc : docs) {
+    names.insert(doc["name"].GetString());
+    if (!doc.HasMember("subsegments")) continue;
+    int previous = -1;  // what the segment still held, in begin order
+    for (const auto& child : doc["subsegments"].GetArray()) {
+      const std::string name = child["name"].GetString();
+      names.insert(name);
+      const int number = name == "open" ? -1 : std::stoi(name.substr(4));
+      EXPECT_TRUE(name == "open" ? previous == -1 : number > previous) << name;
+      previous = std::max(previous, number);
+    }
+  }
+  EXPECT_EQ(names.size(), kSubsegments + 2u);
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+  EXPECT_EQ(f.recorder->stats().subtrees_streamed, docs.size() - 1);
 }
 
 TEST_F(RecorderTest, ChildBegunUnderStreamedParentStillArrivesUnderIt) {

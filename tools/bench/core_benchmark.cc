@@ -52,6 +52,26 @@ void BM_SubsegmentBeginEnd(benchmark::State& state) {
 }
 BENCHMARK(BM_SubsegmentBeginEnd)->Arg(100)->Arg(1000);
 
+// The same with streaming at the default threshold (30), as a long-lived segment (a
+// connection, a job) does: completed subsegments go out (here to no sink) as the tree grows.
+// The per-subsegment cost must not grow with the number the segment has streamed so far.
+void BM_StreamedSubsegmentBeginEnd(benchmark::State& state) {
+  auto recorder = BenchRecorder(nullptr, 30);
+  recorder->BeginSegment("bench");
+  int n = 0;
+  for (auto _ : state) {
+    recorder->BeginSubsegment("sub");
+    recorder->EndSubsegment();
+    if (++n == state.range(0)) {
+      n = 0;
+      recorder->EndSegment();
+      recorder->BeginSegment("bench");
+    }
+  }
+  recorder->EndSegment();
+}
+BENCHMARK(BM_StreamedSubsegmentBeginEnd)->Arg(100)->Arg(10000)->Arg(100000);
+
 // The emit_load workload's segment: http fields, 1 annotation + 1 metadata, K subsegments each
 // with 1 numeric annotation and 1 metadata object.
 std::shared_ptr<Segment> WorkloadSegment(Recorder& recorder, int subsegments, int i) {
