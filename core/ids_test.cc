@@ -26,6 +26,12 @@ TEST(IdsTest, TraceIdForm) {
 TEST(IdsTest, EntityIdForm) {
   EXPECT_EQ(EntityId(0x53995c3f42cd8ad8).ToString(), "53995c3f42cd8ad8");
   EXPECT_EQ(EntityId(1).ToString(), "0000000000000001");
+  // Every digit in every position (the digits are formatted eight at a time).
+  EXPECT_EQ(EntityId(0x0123456789abcdef).ToString(), "0123456789abcdef");
+  EXPECT_EQ(EntityId(0xfedcba9876543210).ToString(), "fedcba9876543210");
+  EXPECT_EQ(EntityId(0xa0b1c2d3e4f5a6b7).ToString(), "a0b1c2d3e4f5a6b7");
+  EXPECT_EQ(EntityId(0xffffffffffffffff).ToString(), "ffffffffffffffff");
+  EXPECT_EQ(TraceId::GenerateAt(0x9abcdef0).ToString().substr(0, 11), "1-9abcdef0-");
   const std::string text = EntityId::Generate().ToString();
   ASSERT_EQ(text.size(), 16u);
   EXPECT_EQ(text.find_first_not_of(kHex), std::string::npos);
