@@ -6,6 +6,7 @@
 #include <array>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,11 +35,19 @@ std::string_view FormatAddress(const boost::asio::ip::address& address,
   return std::string_view(buffer.data());
 }
 
+// As message::keep_alive() decides, from the first Connection field's tokens. Out of line:
+// most requests have none, and the token parser is long.
+[[gnu::noinline]] bool KeepAlive(unsigned version, std::string_view connection_tokens) {
+  boost::beast::http::token_list tokens(connection_tokens);  // exists() is not const
+  return version < 11 ? tokens.exists("keep-alive") : !tokens.exists("close");
+}
+
 }  // namespace
 
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
-                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme) {
+                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme,
+                         bool* keep_alive) {
   namespace http = boost::beast::http;
   std::array<char, INET6_ADDRSTRLEN> peer_buffer;
   IncomingRequest incoming;
@@ -48,8 +57,13 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
   // One pass over the fields rather than a lookup per header (two of them by name, as Beast
   // has no enum for them); the first of repeated fields counts, as with request[name].
   bool host = false, user_agent = false, trace_header = false, forwarded_for = false;
+  bool connection = false;
+  std::string_view connection_tokens;
   for (const auto& field : request) {
     switch (field.name()) {
+      case http::field::connection:
+        if (!std::exchange(connection, true)) connection_tokens = field.value();
+        break;
       case http::field::host:
         if (!std::exchange(host, true)) incoming.host = field.value();
         break;
@@ -68,6 +82,10 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
     }
   }
   incoming.peer_address = FormatAddress(peer.address(), peer_buffer);
+  if (keep_alive != nullptr) {
+    *keep_alive =
+        connection ? KeepAlive(request.version(), connection_tokens) : request.version() >= 11;
+  }
   return tracer.Begin(incoming);
 }
 
@@ -81,19 +99,38 @@ bool RunsOnOneThread(boost::asio::io_context& io) {
 #endif
 }
 
-void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
-                 std::optional<int64_t> content_length) {
+ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
+                            std::optional<int64_t> content_length) {
+  namespace http = boost::beast::http;
+  static constexpr std::string_view kName = "X-Amzn-Trace-Id";
+  ResponseFraming framing;
+  bool trace_header = false;
+  for (const auto& field : response) {
+    switch (field.name()) {
+      case http::field::content_length:
+        framing.content_length = true;
+        break;
+      case http::field::transfer_encoding:
+        framing.transfer_encoding = true;
+        break;
+      case http::field::unknown:
+        trace_header = trace_header || boost::beast::iequals(field.name_string(), kName);
+        break;
+      default:
+        break;
+    }
+  }
   if (!traced.response_header().empty()) {
     // Inserted, not set: set() looks the name up among Beast's known fields first, and only a
     // handler that added the header itself needs it replaced.
-    static constexpr std::string_view kName = "X-Amzn-Trace-Id";
-    if (response.find(kName) == response.end()) {
-      response.insert(boost::beast::http::field::unknown, kName, traced.response_header());
+    if (!trace_header) {
+      response.insert(http::field::unknown, kName, traced.response_header());
     } else {
       response.set(kName, traced.response_header());
     }
   }
   traced.Finish(response.result_int(), content_length);
+  return framing;
 }
 
 }  // namespace xraysink::middleware::internal

@@ -35,13 +35,23 @@
 namespace xraysink::middleware {
 namespace internal {
 
-// Begins the request's segment from its header and the TCP peer.
+// Begins the request's segment from its header and the TCP peer; `keep_alive`, when given,
+// receives what message::keep_alive() would say, found in the same pass over the fields.
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
-                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme);
-// Adds X-Amzn-Trace-Id to the response and ends the segment with its status.
-void FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
-                 std::optional<int64_t> content_length);
+                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme,
+                         bool* keep_alive = nullptr);
+
+// Which framing fields a response has (a lookup by name walks Beast's field tree with
+// case-insensitive compares: one pass over the few fields of a response is cheaper).
+struct ResponseFraming {
+  bool content_length = false;
+  bool transfer_encoding = false;  // chunked or not: response.chunked() tells
+};
+// Adds X-Amzn-Trace-Id to the response (replacing one the handler set) and ends the segment with
+// its status; returns what it saw of the response's framing in the same pass.
+ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
+                            std::optional<int64_t> content_length);
 
 // Whether `io` was made for one thread (concurrency hint 1).
 bool RunsOnOneThread(boost::asio::io_context& io);
@@ -114,18 +124,37 @@ void CallPlainHandler(TracedRequest& traced, Handler& handler, Request&& request
   }
 }
 
+// The handler threw: the segment gets fault + cause, the client an empty 500. Out of line, as
+// CompleteFraming below: what every request runs stays small in the instruction cache, which a
+// server's request path (mostly Beast's) already overflows.
+template <typename Response>
+[[gnu::cold, gnu::noinline]] void AnswerHandlerError(TracedRequest& traced,
+                                                     std::optional<Response>& response,
+                                                     const std::exception_ptr& error,
+                                                     unsigned version, bool keep_alive) {
+  traced.FinishWithException(error);
+  response.emplace(boost::beast::http::status::internal_server_error, version);
+  response->keep_alive(keep_alive);
+  response->prepare_payload();
+}
+// Closes the connection after `response` when the request asked for that, and prepares the
+// payload of a response without Content-Length or chunked encoding (both rare).
+template <typename Response>
+[[gnu::noinline]] void CompleteFraming(Response& response, bool keep_alive,
+                                       ResponseFraming framing) {
+  if (!keep_alive) response.keep_alive(false);
+  if (!framing.content_length && !(framing.transfer_encoding && response.chunked())) {
+    response.prepare_payload();
+  }
+}
+
 // Ends the request's segment with `response`, which gets X-Amzn-Trace-Id; when the handler
 // threw (`error`), with fault + cause, and the response is an empty 500.
 template <typename Response>
-void FinishResponse(TracedRequest& traced, std::optional<Response>& response,
-                    const std::exception_ptr& error, unsigned version, bool keep_alive) {
-  if (error) {
-    traced.FinishWithException(error);
-    response.emplace(boost::beast::http::status::internal_server_error, version);
-    response->keep_alive(keep_alive);
-    response->prepare_payload();
-  }
-  FinishBeast(traced, *response, ContentLength(*response));
+ResponseFraming FinishResponse(TracedRequest& traced, std::optional<Response>& response,
+                               const std::exception_ptr& error, unsigned version, bool keep_alive) {
+  if (error) AnswerHandlerError(traced, response, error, version, keep_alive);
+  return FinishBeast(traced, *response, ContentLength(*response));
 }
 
 // Runs the handler as its own flow: a coroutine spawned on a traced executor over the calling
@@ -141,9 +170,9 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
   static_assert(kReturnsResponse<Handler, Body>,
                 "a handler must return http::response<...> or asio::awaitable of one");
 
-  TracedRequest traced = BeginBeast(tracer, request, peer, scheme);
+  bool keep_alive = false;
+  TracedRequest traced = BeginBeast(tracer, request, peer, scheme, &keep_alive);
   const unsigned version = request.version();
-  const bool keep_alive = request.keep_alive();
   std::exception_ptr error;
   std::optional<Response> response;  // not default-constructed only to be replaced
   if constexpr (kIsCoroutine<Handler, Body>) {
@@ -236,9 +265,9 @@ boost::asio::awaitable<void> ServeTraced(
       stream.expires_after(idle_timeout);
       co_await http::async_read(stream, buffer, request, io_token());
       if (error) break;
-      TracedRequest traced = internal::BeginBeast(*tracer, request, peer, "http");
+      bool keep_alive = false;
+      TracedRequest traced = internal::BeginBeast(*tracer, request, peer, "http", &keep_alive);
       const unsigned version = request.version();
-      const bool keep_alive = request.keep_alive();
       std::exception_ptr handler_error;
       std::optional<Response> response;
       if constexpr (internal::kIsCoroutine<Handler, http::string_body>) {
@@ -255,9 +284,11 @@ boost::asio::awaitable<void> ServeTraced(
       } else {
         internal::CallPlainHandler(traced, *handler, std::move(request), response, handler_error);
       }
-      internal::FinishResponse(traced, response, handler_error, version, keep_alive);
-      if (!keep_alive) response->keep_alive(false);
-      if (!response->has_content_length() && !response->chunked()) response->prepare_payload();
+      const internal::ResponseFraming framing =
+          internal::FinishResponse(traced, response, handler_error, version, keep_alive);
+      if (!keep_alive || !framing.content_length) {
+        internal::CompleteFraming(*response, keep_alive, framing);
+      }
       stream.expires_after(idle_timeout);
       co_await http::async_write(stream, *response, io_token());
       if (!response->keep_alive()) break;

@@ -604,6 +604,78 @@ TEST_F(BeastMiddlewareTest, TheResponseCarriesOneTraceHeaderOurs) {
             std::string("Root=") + documents[0]["trace_id"].GetString());
 }
 
+// Sends `requests` on one connection, reads their responses, then reads on: true in `closed`
+// when the server closed the connection after the last response.
+awaitable<std::vector<Response>> ExchangeAndSeeClose(unsigned short port,
+                                                     std::vector<Request> requests, bool& closed) {
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  stream.expires_after(kDeadline);
+  co_await stream.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port),
+                                use_awaitable);
+  beast::flat_buffer buffer;
+  std::vector<Response> responses;
+  for (Request& request : requests) {
+    co_await http::async_write(stream, request, use_awaitable);
+    co_await http::async_read(stream, buffer, responses.emplace_back(), use_awaitable);
+  }
+  // A server that keeps the connection would leave this read waiting: end it after a while.
+  stream.expires_after(std::chrono::milliseconds(300));
+  char byte;
+  const auto [error, size] =
+      co_await stream.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(use_awaitable));
+  closed = error == asio::error::eof;
+  co_return responses;
+}
+
+// The connection stays open as the client asks, whatever the handler's response says, and a
+// response gets the framing it lacks (and keeps the framing it has).
+TEST_F(BeastMiddlewareTest, KeepAliveAsTheClientAsksAndFramingAsTheHandlerLeftIt) {
+  const unsigned short port = Serve("framing", [](Request request) -> Response {
+    Response response(http::status::ok, request.version());
+    response.keep_alive(true);  // the middleware decides with the request
+    response.body() = "abcd";
+    if (request.target() == "/chunked") response.chunked(true);
+    return response;  // no payload prepared: the middleware does it
+  });
+  const auto request = [port](unsigned version, std::string connection) {
+    Request get = Get(port, "/plain");
+    get.version(version);
+    if (!connection.empty()) get.set(http::field::connection, connection);
+    return get;
+  };
+  struct Case {
+    unsigned version;
+    std::string connection;
+    bool kept;
+  };
+  for (const Case& c : {Case{11, "", true}, Case{11, "close", false}, Case{10, "", false},
+                        Case{10, "keep-alive", true}, Case{11, "Upgrade, close", false}}) {
+    SCOPED_TRACE(std::to_string(c.version) + " Connection: " + c.connection);
+    bool closed = false;
+    std::vector<Request> requests;
+    requests.push_back(request(c.version, c.connection));
+    if (c.kept) requests.push_back(request(c.version, c.connection));  // the same connection
+    auto responses = Run(ExchangeAndSeeClose(port, std::move(requests), closed));
+    ASSERT_TRUE(responses);
+    for (const Response& response : *responses) {
+      EXPECT_EQ(response.body(), "abcd");
+      EXPECT_EQ(response.keep_alive(), c.kept);
+      EXPECT_EQ(response[http::field::content_length], "4");
+    }
+    EXPECT_EQ(closed, !c.kept);
+  }
+
+  bool closed = false;
+  std::vector<Request> chunked;
+  chunked.push_back(Get(port, "/chunked"));
+  auto responses = Run(ExchangeAndSeeClose(port, std::move(chunked), closed));
+  ASSERT_TRUE(responses);
+  EXPECT_TRUE(responses->at(0).chunked());
+  EXPECT_EQ(responses->at(0).count(http::field::content_length), 0u);
+  EXPECT_EQ(responses->at(0).body(), "abcd");
+  EXPECT_FALSE(closed);
+}
+
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
 TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
   {

@@ -34,6 +34,24 @@ std::string_view PathOf(std::string_view target) {
   return target.substr(0, end);
 }
 
+// Continues the caller's trace from a valid header; true when it asked for a decision
+// (Sampled=?). Out of line, as BeginRecorded: the unsampled path stays small in the instruction
+// cache, which a busy server's request path already overflows.
+[[gnu::noinline]] bool ContinueFromHeader(std::string_view value,
+                                          core::BeginSegmentOptions& options) {
+  absl::StatusOr<core::TraceHeader> header = core::TraceHeader::Parse(value);
+  if (!header.ok() || !header->root) return false;
+  options.trace_id = *header->root;
+  if (header->parent) options.parent_id = *header->parent;
+  options.propagated_header_keys = header->ExtraKeys();
+  if (header->sampled == core::SampledFlag::kSampled) {
+    options.sampling = core::SamplingDecision{true, ""};
+  } else if (header->sampled == core::SampledFlag::kNotSampled) {
+    options.sampling = core::SamplingDecision{false, ""};
+  }
+  return header->sampled == core::SampledFlag::kRequested;
+}
+
 }  // namespace
 
 SegmentNaming SegmentNaming::Fixed(std::string name) {
@@ -84,31 +102,12 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   const std::string_view name = SegmentName(host, recorder, name_from_host);
 
   core::BeginSegmentOptions options;
-  bool caller_asked = false;
-  if (!request.trace_header.empty()) {
-    absl::StatusOr<core::TraceHeader> header = core::TraceHeader::Parse(request.trace_header);
-    if (header.ok() && header->root) {
-      options.trace_id = *header->root;
-      if (header->parent) options.parent_id = *header->parent;
-      options.propagated_header_keys = header->ExtraKeys();
-      if (header->sampled == core::SampledFlag::kSampled) {
-        options.sampling = core::SamplingDecision{true, ""};
-      } else if (header->sampled == core::SampledFlag::kNotSampled) {
-        options.sampling = core::SamplingDecision{false, ""};
-      }
-      caller_asked = header->sampled == core::SampledFlag::kRequested;
-    }
-  }
+  const bool caller_asked =
+      !request.trace_header.empty() && ContinueFromHeader(request.trace_header, options);
   if (!options.sampling) {
     options.sampling = recorder.Sample(core::SamplingRequest{
         .host = host, .method = request.method, .path = PathOf(request.target), .service = name});
   }
-  const auto append = [&traced](std::string_view text) {
-    std::array<char, 64>& header = traced.response_header_;
-    const size_t size = std::min(text.size(), header.size() - traced.response_header_size_);
-    std::memcpy(header.data() + traced.response_header_size_, text.data(), size);
-    traced.response_header_size_ += size;
-  };
 
   // Unsampled (most requests, under the default rule): the segment is made only if the handler's
   // flow asks for it. A caller's extra header keys, rare, take the ordinary path.
@@ -123,14 +122,21 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
       traced.name_ = name;
     }
     traced.context_.Defer(&traced);
-    append("Root=");
-    append(traced.trace_id_.view());
-    if (caller_asked) append(";Sampled=0");
+    traced.AppendResponseHeader("Root=");
+    traced.AppendResponseHeader(traced.trace_id_.view());
+    if (caller_asked) traced.AppendResponseHeader(";Sampled=0");
     return traced;
   }
+  BeginRecorded(recorder, request, host, name, std::move(options), caller_asked, traced);
+  return traced;
+}
 
+void RequestTracer::BeginRecorded(core::Recorder& recorder, const IncomingRequest& request,
+                                  std::string_view host, std::string_view name,
+                                  core::BeginSegmentOptions&& options, bool caller_asked,
+                                  TracedRequest& traced) {
   std::shared_ptr<core::Segment> segment = recorder.CreateSegment(name, std::move(options));
-  if (!segment) return traced;
+  if (!segment) return;
 
   // An unsampled segment is never sent, and its entities ignore writes (as the SDKs' dummy
   // segments do): the request's fields would be built for nothing.
@@ -150,11 +156,16 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
     }
   }
 
-  append("Root=");
-  append(segment->trace_id().view());
-  if (caller_asked) append(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
+  traced.AppendResponseHeader("Root=");
+  traced.AppendResponseHeader(segment->trace_id().view());
+  if (caller_asked) traced.AppendResponseHeader(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
   traced.context_.Reset(std::move(segment));
-  return traced;
+}
+
+void TracedRequest::AppendResponseHeader(std::string_view text) {
+  const size_t size = std::min(text.size(), response_header_.size() - response_header_size_);
+  std::memcpy(response_header_.data() + response_header_size_, text.data(), size);
+  response_header_size_ += size;
 }
 
 TracedRequest::TracedRequest(TracedRequest&& other) noexcept

@@ -79,6 +79,7 @@ class TracedRequest : private core::SegmentBuilder {
   // The segment whose end is still to record, or null (none, ended, or deferred: then never).
   core::Segment* Unfinished();
   void End();
+  void AppendResponseHeader(std::string_view text);  // cut at the buffer's size
   std::shared_ptr<core::Segment> BuildSegment() const override;
 
   core::TraceContext context_;
@@ -113,6 +114,12 @@ class RequestTracer {
   // `from_host`: the name is (a view of) the request's host.
   std::string_view SegmentName(std::string_view host, const core::Recorder& recorder,
                                bool& from_host) const;
+  // Begin's path for a segment made now (sampled, or carrying a caller's extra header keys).
+  [[gnu::noinline]] static void BeginRecorded(core::Recorder& recorder,
+                                              const IncomingRequest& request, std::string_view host,
+                                              std::string_view name,
+                                              core::BeginSegmentOptions&& options,
+                                              bool caller_asked, TracedRequest& traced);
 
   std::shared_ptr<core::Recorder> recorder_;
   SegmentNaming naming_;
