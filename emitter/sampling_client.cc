@@ -3,11 +3,13 @@
 #include <httplib.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "emitter/internal/scoped_sigpipe_block.h"
 
 namespace xraysink::emitter {
 namespace {
@@ -19,14 +21,16 @@ constexpr size_t kMaxBodyInMessage = 200;
 // How often the watchdog shuts an interrupted call's socket again: the call may not have opened
 // it yet when the interruption came.
 constexpr auto kReshutInterval = std::chrono::milliseconds(10);
+constexpr absl::Duration kMinTimeout = absl::Milliseconds(1);
+constexpr absl::Duration kMaxTimeout = absl::Hours(1);
 
 }  // namespace
 
 SamplingClient::SamplingClient(const core::Endpoint& daemon_tcp, absl::Duration timeout)
     : endpoint_(daemon_tcp.ToString()),
-      timeout_(timeout),
+      timeout_(std::clamp(timeout, kMinTimeout, kMaxTimeout)),
       client_(std::make_unique<httplib::Client>(daemon_tcp.host, daemon_tcp.port)) {
-  const auto chrono_timeout = absl::ToChronoMicroseconds(timeout);
+  const auto chrono_timeout = absl::ToChronoMicroseconds(timeout_);
   client_->set_connection_timeout(chrono_timeout);
   client_->set_read_timeout(chrono_timeout);
   client_->set_write_timeout(chrono_timeout);
@@ -57,26 +61,29 @@ void SamplingClient::Watch() {
     if (!in_call_) {
       watch_cv_.wait(lock);
     } else if (interruption_ == Interruption::kNone) {
-      const absl::Duration left = call_deadline_ - absl::Now();
-      if (left > absl::ZeroDuration()) {
-        watch_cv_.wait_for(lock, absl::ToChronoNanoseconds(left));
+      if (std::chrono::steady_clock::now() < call_deadline_) {
+        watch_cv_.wait_until(lock, call_deadline_);
       } else {
         interruption_ = Interruption::kDeadline;
       }
     } else {
       // httplib's stop() shuts the socket of the request in flight, which ends its reads and
       // writes at once; it is made to be called from another thread. Not under our lock: it
-      // waits for httplib's own, which a call holds while it connects.
+      // waits for httplib's own, which a call holds while it connects. Post waits for it to
+      // return before the next call may start, so it never shuts that one's socket.
+      shutting_ = true;
       lock.unlock();
       client_->stop();
       lock.lock();
+      shutting_ = false;
+      watch_cv_.notify_all();
       watch_cv_.wait_for(lock, kReshutInterval);
     }
   }
 }
 
 absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::string& body,
-                                                 absl::Time deadline) {
+                                                 std::chrono::steady_clock::time_point deadline) {
   const auto failure = [&](auto&&... what) {
     return absl::StrCat("POST ", path, " to the X-Ray daemon at ", endpoint_, ": ", what...);
   };
@@ -112,11 +119,15 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
     response_body.append(data, length);
     return true;
   };
-  httplib::Result result = client_->send(request);
+  httplib::Result result = [&] {
+    internal::ScopedSigpipeBlock no_sigpipe;
+    return client_->send(request);
+  }();
 
   Interruption interruption;
   {
-    std::lock_guard<std::mutex> lock(watch_mu_);
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    watch_cv_.wait(lock, [this] { return !shutting_; });
     in_call_ = false;
     interruption = interruption_;
   }
@@ -124,7 +135,8 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
     return absl::ResourceExhaustedError(
         failure("the answer is larger than ", kMaxResponseBytes, " bytes"));
   }
-  if (!result || interruption != Interruption::kNone) {
+  // A whole answer that came as the deadline passed still counts.
+  if (!result) {
     switch (interruption) {
       case Interruption::kDeadline:
         return absl::DeadlineExceededError(
@@ -144,7 +156,7 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
 }
 
 absl::StatusOr<std::vector<core::SamplingRule>> SamplingClient::GetSamplingRules() {
-  const absl::Time deadline = absl::Now() + timeout_;
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout_);
   std::vector<core::SamplingRule> rules;
   std::string token;
   for (int page = 0; page < kMaxRulePages; ++page) {
@@ -166,8 +178,9 @@ absl::StatusOr<std::vector<core::SamplingRule>> SamplingClient::GetSamplingRules
 
 absl::StatusOr<core::SamplingTargets> SamplingClient::GetSamplingTargets(
     const std::vector<core::SamplingStatistics>& statistics) {
-  absl::StatusOr<std::string> body = Post(
-      "/SamplingTargets", core::EncodeSamplingTargetsRequest(statistics), absl::Now() + timeout_);
+  absl::StatusOr<std::string> body =
+      Post("/SamplingTargets", core::EncodeSamplingTargetsRequest(statistics),
+           std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout_));
   if (!body.ok()) return body.status();
   absl::StatusOr<core::SamplingTargets> decoded = core::DecodeSamplingTargetsResponse(*body);
   if (!decoded.ok()) {

@@ -1,6 +1,7 @@
 #ifndef XRAYSINK_EMITTER_SAMPLING_CLIENT_H_
 #define XRAYSINK_EMITTER_SAMPLING_CLIENT_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
@@ -24,12 +25,13 @@ namespace xraysink::emitter {
 // endpoint, which signs and forwards. Follows NextToken. Uses a bare HTTP client, so its calls
 // are never traced. Thread-safe (calls are serialized).
 //
-// A daemon that is slow in any way costs a bounded wait: `timeout` bounds each call as a whole
-// (connecting, sending, and the whole answer, however slowly it trickles in; for
-// GetSamplingRules, every page together), and an answer over kMaxResponseBytes fails the call
-// without being read further. httplib's own timeouts only bound each read, so a watchdog thread
-// (started with the first call, asleep between calls) shuts the socket of a call past its
-// deadline or cancelled.
+// A daemon that is slow in any way costs a bounded wait: `timeout` (1 ms to 1 h; others are
+// brought into that range) bounds each call as a whole (sending, and the whole answer, however
+// slowly it trickles in; for GetSamplingRules, every page together; a connection attempt is
+// bounded by `timeout` on its own), and an answer over kMaxResponseBytes fails the call without
+// being read further. httplib's own timeouts only bound each read, so a watchdog thread (started
+// with the first call, asleep between calls) shuts the socket of a call past its deadline or
+// cancelled. A daemon that resets the connection mid-request never raises SIGPIPE.
 class SamplingClient : public core::SamplingApi {
  public:
   static constexpr size_t kMaxResponseBytes = 1 << 20;
@@ -51,7 +53,8 @@ class SamplingClient : public core::SamplingApi {
   enum class Interruption { kNone, kDeadline, kCancelled };
 
   // POSTs `body` to `path`; the 200 response's body, whole by `deadline`.
-  absl::StatusOr<std::string> Post(const char* path, const std::string& body, absl::Time deadline);
+  absl::StatusOr<std::string> Post(const char* path, const std::string& body,
+                                   std::chrono::steady_clock::time_point deadline);
   void Watch();  // the watchdog thread
 
   const std::string endpoint_;  // host:port, for messages
@@ -63,8 +66,9 @@ class SamplingClient : public core::SamplingApi {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool in_call_ = false;
-  absl::Time call_deadline_;
+  std::chrono::steady_clock::time_point call_deadline_;
   Interruption interruption_ = Interruption::kNone;
+  bool shutting_ = false;  // the watchdog is in httplib's stop()
   bool closing_ = false;
   std::thread watchdog_;
 };

@@ -1,8 +1,13 @@
 // The real SamplingClient and CentralizedSampler against the FakeDaemon's sampling API over TCP on
 // 127.0.0.1. Polls are driven directly with a fake clock; the background poller test waits for
 // the daemon to be asked, with a deadline.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -241,6 +246,39 @@ TEST_F(SamplingIntegrationTest, ATrickledAnswerEndsAtTheCallsDeadline) {
   absl::StatusOr<std::vector<core::SamplingRule>> rules = client.GetSamplingRules();
   ASSERT_TRUE(rules.ok()) << rules.status();
   EXPECT_THAT(*rules, ElementsAre(Field(&core::SamplingRule::rule_name, "Default")));
+}
+
+// A daemon that stops reading mid-request: the upload blocks until the call's deadline (not
+// only httplib's write timeout, which would report a write error), when the watchdog shuts the
+// socket under it. SIGPIPE, which that can raise, is the default action's here, as in a service
+// that never touched it (emitter:scoped_sigpipe_block_test covers the race this cannot hit
+// reliably: httplib checks the socket before each send).
+TEST_F(SamplingIntegrationTest, AStalledUploadEndsAtTheCallsDeadline) {
+  // Listens and never accepts: the kernel takes the connection and buffers what it can.
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+
+  // As in a service that never touched SIGPIPE (a test runner may have it ignored).
+  struct sigaction default_action {
+  }, previous{};
+  default_action.sa_handler = SIG_DFL;
+  ASSERT_EQ(sigaction(SIGPIPE, &default_action, &previous), 0);
+
+  emitter::SamplingClient client({"127.0.0.1", ntohs(address.sin_port)}, absl::Milliseconds(300));
+  // ~40 MB of statistics: more than the loopback socket buffers hold.
+  const std::vector<core::SamplingStatistics> statistics(
+      200000, core::SamplingStatistics{.rule_name = std::string(150, 'r'), .client_id = "c"});
+  const absl::Status status = client.GetSamplingTargets(statistics).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  sigaction(SIGPIPE, &previous, nullptr);
+  close(listener);
 }
 
 TEST_F(SamplingIntegrationTest, AnOversizeAnswerFailsWithoutBeingReadWhole) {
