@@ -274,6 +274,14 @@ bool Segment::UpdateDone(Entity& node) {
   return true;
 }
 
+int Segment::HeldIn(const Entity& root) const {
+  int held = 1;
+  for (const auto& child : root.children_) {
+    if (!child->streamed_ && !child->detached_) held += HeldIn(*child);
+  }
+  return held;
+}
+
 void Segment::CollectStreamable(Entity& node, std::vector<DocumentRef>& out) {
   bool any_streamed = false;
   for (const auto& child : node.children_) {
@@ -283,9 +291,9 @@ void Segment::CollectStreamable(Entity& node, std::vector<DocumentRef>& out) {
     }
     if (child->detached_) continue;
     if (UpdateDone(*child)) {
+      held_subsegments_ -= HeldIn(*child);
       child->streamed_ = true;
       any_streamed = true;
-      --held_subsegments_;
       out.push_back(DocumentRef{shared_from_this(), child.get()});
     } else {
       CollectStreamable(*child, out);
@@ -338,6 +346,7 @@ void Segment::OnEnded(Entity& entity, double end_time) {
       }
     }
     if (detached_root != nullptr && UpdateDone(*detached_root)) {
+      held_subsegments_ -= HeldIn(*detached_root);
       detached_root->streamed_ = true;
       documents.push_back(DocumentRef{shared_from_this(), static_cast<Subsegment*>(detached_root)});
     }

@@ -401,6 +401,9 @@ class Segment final : private internal::SegmentArenaHolder,
   void CollectStreamable(Entity& node, std::vector<DocumentRef>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool UpdateDone(Entity& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The subsegments that go out in `root`'s document: itself and what is under it, but for what
+  // went out already or goes on its own (detached). Mu_ held.
+  int HeldIn(const Entity& root) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Send(std::vector<DocumentRef>& documents);
   // The id an exception object was first recorded under in this segment (or its own id, now
   // remembered).
@@ -423,7 +426,8 @@ class Segment final : private internal::SegmentArenaHolder,
 
   mutable internal::SpinLock mu_;  // not absl::Mutex: TSan sees through it
   int open_subsegments_ ABSL_GUARDED_BY(mu_) = 0;
-  int held_subsegments_ ABSL_GUARDED_BY(mu_) = 0;  // begun and not yet streamed
+  // Begun and not yet streamed (a streamed subtree counts all it holds).
+  int held_subsegments_ ABSL_GUARDED_BY(mu_) = 0;
   bool sent_ ABSL_GUARDED_BY(mu_) = false;
   // Set while the segment has ended and waits for open subsegments.
   std::shared_ptr<Segment> self_ ABSL_GUARDED_BY(mu_);

@@ -183,6 +183,33 @@ TEST_F(RecorderTest, ALongLivedSegmentHoldsOnlyWhatItHasNotStreamed) {
   EXPECT_EQ(f.recorder->stats().subtrees_streamed, docs.size() - 1);
 }
 
+// A streamed subtree takes all its subsegments out of the count that triggers streaming, not
+// only its root: otherwise the count drifts up with each nested subtree streamed, until every
+// subsegment goes out on its own as soon as it ends.
+TEST_F(RecorderTest, StreamingNestedSubtreesKeepsTheCountRight) {
+  RecorderOptions options;
+  options.streaming_threshold = 2;
+  Fixture f(options);
+  Segment* segment = f.recorder->BeginSegment("s");
+  for (int i = 0; i < 4; ++i) {
+    Subsegment* outer = segment->BeginSubsegment("x" + std::to_string(i));
+    outer->BeginSubsegment("c" + std::to_string(i))->End();
+    outer->End();
+  }
+  segment->BeginSubsegment("last")->End();
+  f.recorder->EndSegment();
+  const std::vector<rapidjson::Document> docs = f.Documents();
+  ASSERT_FALSE(docs.empty());
+  const rapidjson::Document& whole = docs.back();
+  ASSERT_STREQ(whole["name"].GetString(), "s");
+  ASSERT_TRUE(whole.HasMember("subsegments"));  // the last two were held, under the threshold
+  std::vector<std::string> held;
+  for (const auto& child : whole["subsegments"].GetArray())
+    held.push_back(child["name"].GetString());
+  EXPECT_EQ(held, (std::vector<std::string>{"x3", "last"}));
+  EXPECT_EQ(docs.size(), 7u);  // x0, c1, x1, c2, x2, c3 streamed, then the segment
+}
+
 TEST_F(RecorderTest, ChildBegunUnderStreamedParentStillArrivesUnderIt) {
   RecorderOptions options;
   options.streaming_threshold = 0;
