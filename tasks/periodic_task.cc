@@ -14,8 +14,10 @@ namespace xraysink::tasks {
 namespace asio = boost::asio;
 
 namespace {
-// Shorter periods are mistakes (a traced job, a new trace, a thousand times a second and more).
+// Shorter periods are mistakes (a traced job, a new trace, a thousand times a second and more);
+// longer ones too (steady_clock::duration::max() would overflow the schedule's arithmetic).
 constexpr std::chrono::milliseconds kMinimumPeriod(1);
+constexpr std::chrono::hours kMaximumPeriod(24 * 366);
 }  // namespace
 
 PeriodicTask::PeriodicTask(asio::any_io_executor executor, std::string name,
@@ -32,11 +34,11 @@ std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor
                                                   Job job, Options options) {
   std::shared_ptr<PeriodicTask> task(new PeriodicTask(std::move(executor), std::move(name), period,
                                                       std::move(job), std::move(options)));
-  if (period < kMinimumPeriod) {
+  if (period < kMinimumPeriod || period > kMaximumPeriod) {
     core::Log(
         core::LogLevel::kError,
         absl::StrCat("periodic task '", task->name_,
-                     "' not started: its period must be at least 1 ms, not ",
+                     "' not started: its period must be from 1 ms to 366 days, not ",
                      std::chrono::duration_cast<std::chrono::nanoseconds>(period).count(), " ns"));
     task->stopped_.store(true);
     return task;

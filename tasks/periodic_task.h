@@ -22,8 +22,8 @@ namespace xraysink::tasks {
 // schedule; a run in progress completes.
 // Give it an executor from context::MakeTracedExecutor so each run's context is its own.
 // A period under 1 ms (zero, negative, or a units slip such as steady_clock::duration(30),
-// which is 30 ns) would run the job back to back: such a task never runs, and the library's log
-// (core/log.h) says why.
+// which is 30 ns) would run the job back to back, and one over 366 days is a slip too: such a
+// task never runs, and the library's log (core/log.h) says why.
 class PeriodicTask : public std::enable_shared_from_this<PeriodicTask> {
  public:
   using Job = std::function<boost::asio::awaitable<void>()>;

@@ -299,11 +299,12 @@ TEST_F(TaskTest, APeriodicTaskSkipsTheTicksAStalledExecutorMissed) {
 std::vector<std::string> logged;  // by LogInto, for the test below
 void LogInto(core::LogLevel, std::string_view message) { logged.emplace_back(message); }
 
-// A period of zero, or of 30 ns (a units slip), would run the job back to back: the task never
-// runs, and the log says why.
-TEST_F(TaskTest, APeriodicTaskWithAPeriodUnderAMillisecondNeverRuns) {
+// A period of zero, or of 30 ns (a units slip), would run the job back to back; the longest
+// one would overflow the schedule: the task never runs, and the log says why.
+TEST_F(TaskTest, APeriodicTaskWithAPeriodOutOfRangeNeverRuns) {
   for (const std::chrono::steady_clock::duration period :
-       {std::chrono::steady_clock::duration(0), std::chrono::steady_clock::duration(30)}) {
+       {std::chrono::steady_clock::duration(0), std::chrono::steady_clock::duration(30),
+        std::chrono::steady_clock::duration::max()}) {
     logged.clear();
     core::SetLogHandler(LogInto);
     asio::io_context io;
@@ -320,7 +321,7 @@ TEST_F(TaskTest, APeriodicTaskWithAPeriodUnderAMillisecondNeverRuns) {
     EXPECT_EQ(runs.load(), 0) << period.count();
     EXPECT_EQ(periodic->runs_started(), 0u);
     ASSERT_EQ(logged.size(), 1u);
-    EXPECT_NE(logged[0].find("'spin' not started: its period must be at least 1 ms"),
+    EXPECT_NE(logged[0].find("'spin' not started: its period must be from 1 ms to 366 days"),
               std::string::npos)
         << logged[0];
     periodic->Stop();  // still fine
