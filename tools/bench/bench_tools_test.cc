@@ -235,6 +235,25 @@ TEST(BenchToolsTest, ServerCpuGivesMedians) {
   EXPECT_THAT(cpu.out(), Not(HasSubstr("nan"))) << cpu.out();
 }
 
+// request_instructions.sh counts for real, briefly: both servers' counts per request, and what
+// tracing adds. valgrind cannot run the sanitizer builds' binaries, so those only check the
+// arguments (below).
+TEST(BenchToolsTest, RequestInstructionsCountsBothServers) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "valgrind does not run sanitized binaries";
+#endif
+  if (std::system("command -v valgrind >/dev/null") != 0) GTEST_SKIP() << "no valgrind here";
+  ChildProcess count({"/bin/bash", Tool("request_instructions.sh"), "--requests", "300"},
+                     ScriptEnvironment());
+  ASSERT_EQ(count.Wait(absl::Now() + 4 * kStepTimeout), 0) << count.err();
+  for (const std::string row : {"untraced:", "traced:"}) {
+    const std::vector<double> numbers = RowOf(count.out(), row);
+    ASSERT_FALSE(numbers.empty()) << count.out();
+    EXPECT_GT(numbers[0], 1000) << count.out();  // instructions per request
+  }
+  EXPECT_THAT(count.out(), HasSubstr("added: ")) << count.out();
+}
+
 // The scripts check their arguments before building anything.
 TEST(BenchToolsTest, ScriptsRejectBadArguments) {
   ExpectRejected({"/bin/bash", Tool("run_http_bench.sh"), "--sampling", "half"},
@@ -243,6 +262,10 @@ TEST(BenchToolsTest, ScriptsRejectBadArguments) {
   ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"},
                  "bad --baseline 'nothing'");
   ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--fast", "1"}, "tools/bench/server_cpu.sh");
+  ExpectRejected({"/bin/bash", Tool("request_instructions.sh"), "--requests", "many"},
+                 "bad --requests 'many'");
+  ExpectRejected({"/bin/bash", Tool("request_instructions.sh"), "--framework", "nginx"},
+                 "bad --framework 'nginx'");
 }
 
 }  // namespace

@@ -32,11 +32,9 @@ std::shared_ptr<Recorder> BenchRecorder(std::shared_ptr<SegmentSink> sink, int t
 }
 
 // Begin + end of one subsegment on the current flow, nothing emitted. The segment is renewed
-// every state.range(0) subsegments so the tree stays small (its cost is amortized in). With
-// 1000 the segment's arena outgrows glibc's trim threshold, so every renewal returns it to the
-// kernel and page-faults it back: /100 is the common case, /1000 shows that effect.
-void BM_SubsegmentBeginEnd(benchmark::State& state) {
-  auto recorder = BenchRecorder(nullptr, INT_MAX);
+// every state.range(0) subsegments (its cost is amortized in).
+void SubsegmentBeginEnd(benchmark::State& state, int streaming_threshold) {
+  auto recorder = BenchRecorder(nullptr, streaming_threshold);
   recorder->BeginSegment("bench");
   int n = 0;
   for (auto _ : state) {
@@ -50,26 +48,17 @@ void BM_SubsegmentBeginEnd(benchmark::State& state) {
   }
   recorder->EndSegment();
 }
+
+// No streaming, so the tree stays small. With 1000 the segment's arena outgrows glibc's trim
+// threshold, so every renewal returns it to the kernel and page-faults it back: /100 is the
+// common case, /1000 shows that effect.
+void BM_SubsegmentBeginEnd(benchmark::State& state) { SubsegmentBeginEnd(state, INT_MAX); }
 BENCHMARK(BM_SubsegmentBeginEnd)->Arg(100)->Arg(1000);
 
 // The same with streaming at the default threshold (30), as a long-lived segment (a
 // connection, a job) does: completed subsegments go out (here to no sink) as the tree grows.
 // The per-subsegment cost must not grow with the number the segment has streamed so far.
-void BM_StreamedSubsegmentBeginEnd(benchmark::State& state) {
-  auto recorder = BenchRecorder(nullptr, 30);
-  recorder->BeginSegment("bench");
-  int n = 0;
-  for (auto _ : state) {
-    recorder->BeginSubsegment("sub");
-    recorder->EndSubsegment();
-    if (++n == state.range(0)) {
-      n = 0;
-      recorder->EndSegment();
-      recorder->BeginSegment("bench");
-    }
-  }
-  recorder->EndSegment();
-}
+void BM_StreamedSubsegmentBeginEnd(benchmark::State& state) { SubsegmentBeginEnd(state, 30); }
 BENCHMARK(BM_StreamedSubsegmentBeginEnd)->Arg(100)->Arg(10000)->Arg(100000);
 
 // The emit_load workload's segment: http fields, 1 annotation + 1 metadata, K subsegments each
