@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "emitter/internal/scoped_sigpipe_block.h"
+#include "core/internal/scoped_sigpipe_block.h"
 
 namespace xraysink::emitter {
 namespace {
@@ -120,7 +120,7 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
     return true;
   };
   httplib::Result result = [&] {
-    internal::ScopedSigpipeBlock no_sigpipe;
+    core::internal::ScopedSigpipeBlock no_sigpipe;
     return client_->send(request);
   }();
 

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "core/internal/scoped_sigpipe_block.h"
 #include "middleware/outgoing_call.h"
 
 namespace xraysink::middleware {
@@ -36,7 +37,12 @@ httplib::Result TracedClient::Traced(const char* method, const std::string& path
     headers.erase("X-Amzn-Trace-Id");
     headers.emplace("X-Amzn-Trace-Id", outgoing.trace_header());
   }
-  httplib::Result result = call();
+  httplib::Result result = [&] {
+    // Debian's httplib sends without MSG_NOSIGNAL: a downstream that resets the connection
+    // would otherwise raise SIGPIPE, whose default action ends the whole service.
+    core::internal::ScopedSigpipeBlock no_sigpipe;
+    return call();
+  }();
   if (result) {
     outgoing.Finish(result->status, static_cast<int64_t>(result->body.size()));
   } else {

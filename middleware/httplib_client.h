@@ -11,7 +11,9 @@ namespace xraysink::middleware {
 
 // A cpp-httplib client whose calls become `remote` subsegments of the current flow (named after
 // the host, with http request/response) and carry X-Amzn-Trace-Id downstream. Connection errors
-// and timeouts are recorded as fault + cause. Not thread-safe (as httplib::Client).
+// and timeouts are recorded as fault + cause. A downstream that resets the connection mid-call
+// never raises SIGPIPE (the call runs with it blocked on its thread). Not thread-safe (as
+// httplib::Client).
 class TracedClient {
  public:
   // `scheme_host_port` as httplib::Client takes it, e.g. "http://127.0.0.1:8080".

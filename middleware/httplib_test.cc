@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -370,6 +372,36 @@ TEST_F(HttplibMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
   thread.join();
   EXPECT_EQ(seen_header, "");
   EXPECT_EQ(recorder_->stats().context_missing, 1u);
+}
+
+// Debian's httplib sends without MSG_NOSIGNAL: a downstream that resets the connection between
+// httplib's liveness check and its send would raise SIGPIPE and end the service. The traced
+// client's calls run with SIGPIPE blocked on their thread (seen from the client's own socket
+// callback, which runs on that thread during the call), and the thread's mask is as it was
+// after.
+TEST_F(HttplibMiddlewareTest, ClientCallsRunWithSigpipeBlocked) {
+  TracedServer backend(recorder_, "backend");
+  backend.server().Get("/hello", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("hi", "text/plain");
+  });
+  backend.Start();
+  const auto sigpipe_blocked = [] {
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+    return sigismember(&mask, SIGPIPE) == 1;
+  };
+  ASSERT_FALSE(sigpipe_blocked());
+  TracedClient client(backend.url(), recorder_.get());
+  int calls = 0;
+  bool blocked_during_call = false;
+  client.client().set_socket_options([&](socket_t) {
+    ++calls;
+    blocked_during_call = sigpipe_blocked();
+  });
+  EXPECT_TRUE(client.Get("/hello"));
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(blocked_during_call);
+  EXPECT_FALSE(sigpipe_blocked());
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-#ifndef XRAYSINK_EMITTER_INTERNAL_SCOPED_SIGPIPE_BLOCK_H_
-#define XRAYSINK_EMITTER_INTERNAL_SCOPED_SIGPIPE_BLOCK_H_
+#ifndef XRAYSINK_CORE_INTERNAL_SCOPED_SIGPIPE_BLOCK_H_
+#define XRAYSINK_CORE_INTERNAL_SCOPED_SIGPIPE_BLOCK_H_
 
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
-namespace xraysink::emitter::internal {
+namespace xraysink::core::internal {
 
 // Keeps SIGPIPE from the calling thread for its lifetime, and discards one that a write raised
 // meanwhile (a SIGPIPE already pending before stays pending). For calls into code that writes
@@ -42,6 +42,6 @@ class ScopedSigpipeBlock {
   bool already_pending_ = false;
 };
 
-}  // namespace xraysink::emitter::internal
+}  // namespace xraysink::core::internal
 
-#endif  // XRAYSINK_EMITTER_INTERNAL_SCOPED_SIGPIPE_BLOCK_H_
+#endif  // XRAYSINK_CORE_INTERNAL_SCOPED_SIGPIPE_BLOCK_H_

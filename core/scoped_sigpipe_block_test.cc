@@ -1,11 +1,11 @@
-#include "emitter/internal/scoped_sigpipe_block.h"
+#include "core/internal/scoped_sigpipe_block.h"
 
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
-namespace xraysink::emitter::internal {
+namespace xraysink::core::internal {
 namespace {
 
 bool SigpipePending() {
@@ -63,4 +63,4 @@ TEST_F(ScopedSigpipeBlockTest, ASigpipePendingBeforeStaysPending) {
 }
 
 }  // namespace
-}  // namespace xraysink::emitter::internal
+}  // namespace xraysink::core::internal
