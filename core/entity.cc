@@ -57,6 +57,9 @@ bool Entity::PutAnnotation(std::string_view key, AnnotationValue value) {
     segment_->counters().annotations_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
+  // Child flows share their parent's entity until they begin their own: under the tree's lock,
+  // as the serializer reads it.
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);
   for (auto& [existing_key, existing_value] : annotations_) {
     if (existing_key == key) {
       existing_value = std::move(value);
@@ -76,17 +79,20 @@ bool Entity::PutMetadata(std::string_view key, JsonValue value, std::string_view
     segment_->counters().metadata_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
+  // Turned into text outside the tree's lock (it may be long), stored under it (see
+  // PutAnnotation).
+  const auto memory = metadata_.get_allocator();
+  std::pmr::string json(memory);
+  internal::AssignJsonText(value, json);
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);
   for (auto& entry : metadata_) {
     if (entry.ns == ns && entry.key == key) {
-      internal::AssignJsonText(value, entry.json);
+      entry.json = std::move(json);
       return true;
     }
   }
-  const auto memory = metadata_.get_allocator();
-  MetadataEntry entry{std::pmr::string(ns, memory), std::pmr::string(key, memory),
-                      std::pmr::string(memory)};
-  internal::AssignJsonText(value, entry.json);
-  metadata_.push_back(std::move(entry));
+  metadata_.push_back(
+      MetadataEntry{std::pmr::string(ns, memory), std::pmr::string(key, memory), std::move(json)});
   return true;
 }
 
@@ -135,9 +141,10 @@ void Entity::AddException(ExceptionData exception) {
 }
 
 void Entity::RecordException(internal::DescribedException described) {
+  const EntityId known = segment_->RememberException(described);  // takes the tree's lock
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);        // see PutAnnotation
   fault_ = true;
   if (!cause_) cause_ = std::make_unique<CauseData>();
-  const EntityId known = segment_->RememberException(described);
   if (known != described.data.id) {
     // Already recorded below us (it propagated up): refer to it, as the SDKs do.
     if (cause_->exceptions.empty()) cause_->reference = known;
@@ -151,6 +158,8 @@ void Entity::RecordException(internal::DescribedException described) {
 void Entity::End(double end_time) {
   // An unsampled entity is never sent: its end time is not worth a clock read.
   if (end_time == 0) end_time = sampled_ ? NowEpochSeconds() : start_time_;
+  // Not a number or infinite: the schema wants a number, and the daemon drops the document.
+  if (!std::isfinite(end_time)) end_time = sampled_ ? NowEpochSeconds() : start_time_;
   if (end_time < start_time_) end_time = start_time_;
   segment_->OnEnded(*this, end_time);
 }

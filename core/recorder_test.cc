@@ -8,10 +8,12 @@
 #include <ctime>
 #include <limits>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/log.h"
 #include "core/testing/collecting_sink.h"
 #include "core/testing/schema_validator.h"
 #include "rapidjson/document.h"
@@ -295,6 +297,77 @@ TEST_F(RecorderTest, ConcurrentFlowsUnderOneSegment) {
   for (const auto& name : names) inner += name == "inner";
   EXPECT_EQ(inner, 1600u);
   for (int t = 0; t < 8; ++t) EXPECT_EQ(names.count("t" + std::to_string(t)), 200u);
+}
+
+// Child flows share their parent's entity until they begin their own: annotations, metadata
+// and exceptions they record on it from several threads at once all land (and TSan sees no
+// race with each other or with the serializer).
+TEST_F(RecorderTest, ChildFlowsRecordOnTheirSharedParentFromManyThreads) {
+  Fixture f;
+  f.recorder->BeginSegment("s");
+  f.recorder->BeginSubsegment("fan-out");
+  const TraceContext parent = CurrentContext();
+  constexpr int kThreads = 4;
+  constexpr int kEach = 300;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      TraceContext mine = parent;
+      ScopedContext scope(mine);
+      for (int i = 0; i < kEach; ++i) {
+        const std::string key = "t" + std::to_string(t) + "_" + std::to_string(i);
+        f.recorder->PutAnnotation(key, i);
+        f.recorder->PutMetadata(key, JsonValue::Object({{"i", i}}));
+      }
+      f.recorder->CurrentEntity()->AddException(std::runtime_error("child " + std::to_string(t)),
+                                                /*remote=*/false, /*with_stack=*/false);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  f.recorder->EndSubsegment();
+  f.recorder->EndSegment();
+  const std::vector<rapidjson::Document> docs = f.Documents();
+  ASSERT_EQ(docs.size(), 1u);
+  const auto& fan_out = docs[0]["subsegments"][0];
+  EXPECT_EQ(fan_out["annotations"].MemberCount(), size_t{kThreads * kEach});
+  EXPECT_EQ(fan_out["metadata"]["default"].MemberCount(), size_t{kThreads * kEach});
+  EXPECT_EQ(fan_out["cause"]["exceptions"].Size(), size_t{kThreads});
+}
+
+// An end time that is not a number, or infinite, is now: the schema wants a number.
+TEST_F(RecorderTest, ANonFiniteEndTimeIsNow) {
+  Fixture f;
+  Segment* segment = f.recorder->BeginSegment("s");
+  segment->BeginSubsegment("nan")->End(std::nan(""));
+  segment->End(std::numeric_limits<double>::infinity());
+  const std::vector<rapidjson::Document> docs = f.Documents();  // schema-checked
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_TRUE(docs[0]["end_time"].IsNumber());
+  EXPECT_GE(docs[0]["end_time"].GetDouble(), docs[0]["start_time"].GetDouble());
+  EXPECT_TRUE(docs[0]["subsegments"][0]["end_time"].IsNumber());
+}
+
+Recorder* recorder_for_handler = nullptr;  // by the handlers below
+int handler_calls = 0;
+void HandlerAskingForTheSegment(LogLevel, std::string_view) {
+  ++handler_calls;
+  recorder_for_handler->CurrentSegment();  // missing too: the library logs again
+}
+void ThrowingHandler(LogLevel, std::string_view) { throw std::runtime_error("handler bug"); }
+
+// A log handler that calls back into the library would recurse until the stack overflowed: what
+// it causes goes to stderr. One that throws does not throw into the library's caller.
+TEST_F(RecorderTest, LogHandlersThatCallBackOrThrowAreContained) {
+  Fixture f;
+  recorder_for_handler = f.recorder.get();
+  handler_calls = 0;
+  SetLogHandler(&HandlerAskingForTheSegment);
+  f.recorder->EndSegment();  // no segment: context missing, logged
+  EXPECT_EQ(handler_calls, 1);
+  SetLogHandler(&ThrowingHandler);
+  EXPECT_NO_THROW(f.recorder->EndSegment());
+  SetLogHandler(nullptr);
+  EXPECT_EQ(f.recorder->stats().context_missing, 3u);
 }
 
 TEST_F(RecorderTest, UnsampledTraceSendsNothingButKeepsIds) {
