@@ -23,7 +23,23 @@ void SetLogHandler(LogHandler new_handler) {
 }
 
 void Log(LogLevel level, std::string_view message) {
-  handler.load(std::memory_order_acquire)(level, message);
+  // A handler that calls back into the library (a logger that asks for the current segment,
+  // which reports a missing context, which logs...) would recurse until the stack overflows:
+  // what it causes goes to stderr instead. A handler that throws must not throw into the
+  // library's callers: its message goes to stderr too.
+  thread_local bool in_handler = false;
+  const LogHandler current = handler.load(std::memory_order_acquire);
+  if (in_handler || current == &LogToStderr) {
+    LogToStderr(level, message);
+    return;
+  }
+  in_handler = true;
+  try {
+    current(level, message);
+  } catch (...) {
+    LogToStderr(level, message);
+  }
+  in_handler = false;
 }
 
 }  // namespace xraysink::core
