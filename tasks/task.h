@@ -64,7 +64,10 @@ template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> RunAwaitable(TaskStart start, TaskOptions options,
                                                  boost::asio::awaitable<T, Executor> job) {
   std::shared_ptr<core::Segment> segment = BeginTaskSegment(start, options);
-  // This coroutine's own context (it runs on a //context TracedExecutor).
+  // Spawned on a //context TracedExecutor, this coroutine has a context of its own; co_awaited,
+  // or on a plain executor, it shares its caller's flow or thread: the caller gets its context
+  // back when the job is done.
+  core::TraceContext caller = core::CurrentContext();
   core::CurrentContext().Reset(segment);
   std::exception_ptr error;
   if constexpr (std::is_void_v<T>) {
@@ -74,6 +77,7 @@ boost::asio::awaitable<T, Executor> RunAwaitable(TaskStart start, TaskOptions op
       error = std::current_exception();
     }
     FinishTask(segment.get(), error);
+    core::CurrentContext() = std::move(caller);
     if (error) std::rethrow_exception(error);
   } else {
     std::optional<T> result;
@@ -83,6 +87,7 @@ boost::asio::awaitable<T, Executor> RunAwaitable(TaskStart start, TaskOptions op
       error = std::current_exception();
     }
     FinishTask(segment.get(), error);
+    core::CurrentContext() = std::move(caller);
     if (error) std::rethrow_exception(error);
     co_return std::move(*result);
   }

@@ -232,6 +232,41 @@ TEST_F(TaskTest, AwaitableJobsOutliveTheirStarterThreeLevelsDeep) {
   }
 }
 
+// co_awaited (not spawned), a traced job runs in its caller's flow: the caller's context comes
+// back when it is done, so what the caller records next lands in its own segment, which is
+// sent.
+TEST_F(TaskTest, ACoAwaitedJobGivesItsCallerItsContextBack) {
+  asio::io_context io;
+  auto executor = context::MakeTracedExecutor(io.get_executor());
+  core::Entity* before = nullptr;
+  core::Entity* after = nullptr;
+  asio::co_spawn(
+      executor,
+      [&]() -> asio::awaitable<void> {
+        test_->recorder->BeginSegment("request");
+        before = core::CurrentContext().current();
+        co_await Traced(
+            "job", []() -> asio::awaitable<void> { co_return; }(), task_options_);
+        after = core::CurrentContext().current();
+        test_->recorder->BeginSubsegment("after-job");
+        test_->recorder->EndSubsegment();
+        test_->recorder->EndSegment();
+      },
+      asio::detached);
+  ASSERT_TRUE(RunPool(io, 1));
+  EXPECT_EQ(after, before);
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.count("request"), 1u);
+  const auto& request = docs.find("request")->second;
+  ASSERT_TRUE(request.HasMember("subsegments"));
+  bool after_job = false;
+  for (const auto& sub : request["subsegments"].GetArray()) {
+    after_job = after_job || std::string(sub["name"].GetString()) == "after-job";
+  }
+  EXPECT_TRUE(after_job);
+  EXPECT_EQ(docs.count("job"), 1u);
+}
+
 TEST_F(TaskTest, PeriodicRunsAreSeparateTracesAndNeverOverlap) {
   asio::io_context io;
   auto executor = context::MakeTracedExecutor(io.get_executor());
