@@ -160,10 +160,11 @@ ResponseFraming FinishResponse(TracedRequest& traced, std::optional<Response>& r
 // Runs the handler as its own flow: a coroutine spawned on a traced executor over the calling
 // coroutine's, which starts in a copy of the caller's context and replaces it with the request's
 // segment (the caller's executor may not carry the context: any coroutine can call Traced).
+// The handler is held by value: the awaitable may be spawned rather than awaited at once.
 template <typename Body, typename Handler>
 boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
-    boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme) {
+    boost::asio::ip::tcp::endpoint peer, Handler handler, std::string scheme) {
   namespace asio = boost::asio;
   using Response = ResponseOf<Handler, Body>;
 
@@ -206,13 +207,15 @@ boost::asio::awaitable<ResponseOf<Handler, Body>> TraceRequest(
 // http::response<...>) runs in place with the segment current. The response gets
 // X-Amzn-Trace-Id and its status and body size are recorded. An exception escaping the handler
 // is recorded as fault + cause and answered with an empty 500 (never rethrown). `scheme` goes
-// into the recorded url: "https" for a server behind TLS (beast::ssl_stream).
+// into the recorded url: "https" for a server behind TLS (beast::ssl_stream). The handler is
+// copied (or moved) into the awaitable, which may be spawned instead of awaited at once;
+// `tracer` must outlive it.
 template <typename Body, typename Handler>
 boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
     const RequestTracer& tracer, boost::beast::http::request<Body> request,
     boost::asio::ip::tcp::endpoint peer, Handler&& handler, std::string scheme = "http") {
-  return internal::TraceRequest(tracer, std::move(request), peer, std::forward<Handler>(handler),
-                                std::move(scheme));
+  return internal::TraceRequest<Body, std::decay_t<Handler>>(
+      tracer, std::move(request), peer, std::forward<Handler>(handler), std::move(scheme));
 }
 
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is

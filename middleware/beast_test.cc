@@ -676,6 +676,21 @@ TEST_F(BeastMiddlewareTest, KeepAliveAsTheClientAsksAndFramingAsTheHandlerLeftIt
   EXPECT_FALSE(closed);
 }
 
+// Traced() holds its handler by value: its awaitable may be spawned, outliving the temporary
+// handler of the full-expression (ASan saw the lambda's capture read after its scope).
+TEST_F(BeastMiddlewareTest, TracedMayBeSpawnedWithATemporaryHandler) {
+  const RequestTracer tracer(recorder_, SegmentNaming::Fixed("spawned"));
+  std::future<Response> answered = asio::co_spawn(
+      io_,
+      Traced(tracer, Get(80, "/"), tcp::endpoint(),
+             [greeting = std::string(64, 'h')](Request request) -> awaitable<Response> {
+               co_return Reply(request, http::status::ok, greeting);
+             }),
+      asio::use_future);
+  ASSERT_EQ(answered.wait_for(kDeadline), std::future_status::ready);
+  EXPECT_EQ(answered.get().body(), std::string(64, 'h'));
+}
+
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
 TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
   {
