@@ -65,7 +65,9 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
   server.set_post_routing_handler([](const httplib::Request&, httplib::Response& response) {
     if (!active) return;
     if (!active->traced.response_header().empty()) {
+      // Ours replaces one the handler set (httplib's header names compare case-insensitively).
       // Not set_header: its checks are for values from outside, and it would copy the value.
+      response.headers.erase("X-Amzn-Trace-Id");
       response.headers.emplace("X-Amzn-Trace-Id", std::string(active->traced.response_header()));
     }
     active->traced.Finish(response.status, ContentLength(response));

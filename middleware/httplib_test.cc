@@ -374,6 +374,24 @@ TEST_F(HttplibMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
   EXPECT_EQ(recorder_->stats().context_missing, 1u);
 }
 
+// A handler's own X-Amzn-Trace-Id (any case) is replaced: the response carries one, ours.
+TEST_F(HttplibMiddlewareTest, TheResponseCarriesOneTraceHeaderOurs) {
+  TracedServer server(recorder_, "own-header");
+  server.server().Get("/a", [](const httplib::Request&, httplib::Response& response) {
+    response.set_header("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793");
+    response.set_content("a", "text/plain");
+  });
+  server.Start();
+  httplib::Client client(server.url());
+  const httplib::Result result = client.Get("/a");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->get_header_value_count("X-Amzn-Trace-Id"), 1u);
+  const auto segments = Segments();
+  ASSERT_EQ(segments.count("own-header"), 1u);
+  EXPECT_EQ(result->get_header_value("X-Amzn-Trace-Id"),
+            std::string("Root=") + segments.find("own-header")->second["trace_id"].GetString());
+}
+
 // Debian's httplib sends without MSG_NOSIGNAL: a downstream that resets the connection between
 // httplib's liveness check and its send would raise SIGPIPE and end the service. The traced
 // client's calls run with SIGPIPE blocked on their thread (seen from the client's own socket
