@@ -79,6 +79,8 @@ asio::awaitable<void> PeriodicTask::Loop() {
     co_await asio::async_initiate<decltype(token), void(boost::system::error_code)>(
         [this](auto handler) {
           std::lock_guard<std::mutex> lock(timer_mu_);
+          // A Stop() since expires_at found no wait to cancel: do not wait a whole period.
+          if (stopped_.load()) timer_.expires_at(std::chrono::steady_clock::time_point::min());
           timer_.async_wait(std::move(handler));
         },
         token);
