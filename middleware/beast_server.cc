@@ -3,13 +3,21 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/detail/scheduler.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
 
 namespace xraysink::middleware::internal {
 namespace {
@@ -97,6 +105,22 @@ bool RunsOnOneThread(boost::asio::io_context& io) {
 #else
   return boost::asio::use_service<boost::asio::detail::scheduler>(io).concurrency_hint() == 1;
 #endif
+}
+
+boost::asio::awaitable<void> PauseAfterAcceptFailure(boost::asio::any_io_executor executor,
+                                                     boost::system::error_code error,
+                                                     int& failures) {
+  if (failures++ == 0) {
+    core::Log(core::LogLevel::kError,
+              absl::StrCat("ServeTraced: accepting a connection failed (", error.message(),
+                           "); retrying, with pauses of up to a second"));
+  }
+  boost::asio::steady_timer pause(
+      executor,
+      std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(10 << std::min(failures - 1, 7)), std::chrono::seconds(1)));
+  boost::system::error_code ignored;
+  co_await pause.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
 }
 
 ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,

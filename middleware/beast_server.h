@@ -56,6 +56,12 @@ ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_
 // Whether `io` was made for one thread (concurrency hint 1).
 bool RunsOnOneThread(boost::asio::io_context& io);
 
+// After the `failures`-th accept failure in a row (counted up here): logs the first of a run,
+// then waits 10 ms, doubling up to 1 s.
+boost::asio::awaitable<void> PauseAfterAcceptFailure(boost::asio::any_io_executor executor,
+                                                     boost::system::error_code error,
+                                                     int& failures);
+
 template <typename Body>
 std::optional<int64_t> ContentLength(const boost::beast::http::response<Body>& response) {
   if (const auto size = response.payload_size()) return static_cast<int64_t>(*size);
@@ -225,10 +231,11 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
 // with `handler` (a coroutine returning asio::awaitable<http::response<...>>, or a plain function
 // returning http::response<...> for handlers that never wait), kept alive as the client asks,
 // closed after `idle_timeout` without a complete request (or a response it does not read). A
-// response without Content-Length or chunked encoding gets its payload prepared. Runs until
-// accepting fails (closed, cancelled, out of descriptors); spawn it with co_spawn(executor,
-// ServeTraced(...), asio::detached). A null `tracer` traces with the global recorder, segments
-// named after its service.
+// response without Content-Length or chunked encoding gets its payload prepared. Runs until the
+// acceptor is closed or its accept cancelled; other accept failures (out of descriptors or
+// memory) are logged (core/log.h) and retried after a pause of 10 ms doubling to 1 s. Spawn it
+// with co_spawn(executor, ServeTraced(...), asio::detached). A null `tracer` traces with the global
+// recorder, segments named after its service.
 template <typename Handler>
 boost::asio::awaitable<void> ServeTraced(
     boost::asio::ip::tcp::acceptor acceptor, std::shared_ptr<const RequestTracer> tracer,
@@ -308,6 +315,7 @@ boost::asio::awaitable<void> ServeTraced(
   // handler on the thread that calls run(), as Beast's own examples assume.
   const bool one_thread =
       io_executor != nullptr && internal::RunsOnOneThread(io_executor->context());
+  int accept_failures = 0;  // in a row
   for (;;) {
     boost::system::error_code error;
     const auto accept = [&](const auto& executor) {
@@ -322,7 +330,14 @@ boost::asio::awaitable<void> ServeTraced(
       socket = co_await accept(asio::make_strand(acceptor.get_executor()));
     }
     if (error == asio::error::connection_aborted) continue;  // the peer gave up first
-    if (error) co_return;
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) co_return;  // closed
+    if (error) {
+      // Out of descriptors or memory, or another failure: the connections waiting in the
+      // kernel's queue stay there. Try again after a pause instead of stopping for good.
+      co_await internal::PauseAfterAcceptFailure(acceptor.get_executor(), error, accept_failures);
+      continue;
+    }
+    accept_failures = 0;
     // A coroutine handler is awaited in place, in the request's flow: the connection runs on a
     // traced executor over its own, which carries the flow across the handler's co_awaits. A
     // plain-function handler never suspends, and runs with the request's context installed

@@ -1,6 +1,11 @@
 // End to end on 127.0.0.1: real Boost.Beast servers on a 4-thread io_context and real clients,
 // traced with the Beast adapters.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -34,6 +39,7 @@
 
 #include "context/scopes.h"
 #include "context/traced_executor.h"
+#include "core/log.h"
 #include "core/recorder.h"
 #include "core/testing/collecting_sink.h"
 #include "core/testing/schema_validator.h"
@@ -689,6 +695,69 @@ TEST_F(BeastMiddlewareTest, TracedMayBeSpawnedWithATemporaryHandler) {
       asio::use_future);
   ASSERT_EQ(answered.wait_for(kDeadline), std::future_status::ready);
   EXPECT_EQ(answered.get().body(), std::string(64, 'h'));
+}
+
+std::mutex logged_mu;  // what the library logged, by LogInto (for the test below)
+std::condition_variable logged_cv;
+std::vector<std::string> logged;
+void LogInto(core::LogLevel, std::string_view message) {
+  std::lock_guard<std::mutex> lock(logged_mu);
+  logged.emplace_back(message);
+  logged_cv.notify_all();
+}
+
+// Out of descriptors for a while (EMFILE on accept): the server says so and keeps accepting,
+// and the connection that waited in the kernel's queue meanwhile is served once it can be.
+TEST_F(BeastMiddlewareTest, AcceptingGoesOnAfterRunningOutOfDescriptors) {
+  const unsigned short port = Serve("emfile", [](Request request) -> Response {
+    return Reply(request, http::status::ok, "served");
+  });
+  {
+    std::lock_guard<std::mutex> lock(logged_mu);
+    logged.clear();
+  }
+  core::SetLogHandler(LogInto);
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};  // within the test's timeout
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
+  // No descriptor number left: the lowest free one is the limit.
+  const int lowest_free = dup(client);
+  close(lowest_free);
+  rlimit limits{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limits), 0);
+  const rlimit lowered{.rlim_cur = static_cast<rlim_t>(lowest_free), .rlim_max = limits.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int connected = connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  bool reported = false;
+  {
+    std::unique_lock<std::mutex> lock(logged_mu);
+    reported = logged_cv.wait_for(lock, std::chrono::seconds(20), [] {
+      for (const std::string& message : logged) {
+        if (message.find("ServeTraced: accepting a connection failed") != std::string::npos) {
+          return true;
+        }
+      }
+      return false;
+    });
+  }
+  setrlimit(RLIMIT_NOFILE, &limits);
+  core::SetLogHandler(nullptr);
+  ASSERT_EQ(connected, 0);
+  EXPECT_TRUE(reported);
+  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(send(client, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buffer[4096];
+  for (ssize_t n; (n = recv(client, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, n);
+  close(client);
+  EXPECT_NE(answer.find("200 OK"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("served"), std::string::npos) << answer;
 }
 
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
