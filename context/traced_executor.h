@@ -192,7 +192,11 @@ auto Bind(const Executor& executor, CapturedContext captured) {
 }
 
 // `executor` bound to the current context: work submitted through it later, from anywhere,
-// still runs as a child of this point.
+// still runs as a child of this point. For handlers and callbacks, not coroutines: a coroutine
+// spawned on a bound executor resumes at the bound point after each co_await (the asynchronous
+// operations it starts track work on that executor), so what it began before a co_await is no
+// longer current after it. Spawn coroutines on MakeTracedExecutor's executor from the flow that
+// should be their parent: they start in a copy of its context, and keep their own.
 template <typename Executor>
 auto Fork(const Executor& executor) {
   return Bind(executor, Capture());
