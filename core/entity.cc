@@ -96,7 +96,23 @@ bool Entity::PutMetadata(std::string_view key, JsonValue value, std::string_view
   return true;
 }
 
+namespace {
+
+// Where writes to an entity that is not writable go (unsampled: never sent; ended: handed to
+// the sink, whose thread may be reading the real block). Per thread, never read back.
+template <typename Block>
+Block& DiscardedBlock() {
+  thread_local Block discarded;
+  return discarded;
+}
+
+}  // namespace
+
 HttpData& Entity::http() {
+  if (!Writable()) {
+    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+    return DiscardedBlock<HttpData>();
+  }
   if (http_ == nullptr) {
     http_ = new (segment_->arena.allocate(sizeof(HttpData), alignof(HttpData))) HttpData();
   }
@@ -104,6 +120,10 @@ HttpData& Entity::http() {
 }
 
 AwsData& Entity::aws() {
+  if (!Writable()) {
+    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+    return DiscardedBlock<AwsData>();
+  }
   if (!aws_) aws_ = std::make_unique<AwsData>();
   return *aws_;
 }
@@ -173,6 +193,10 @@ Subsegment::Subsegment(Segment* segment, Entity* parent, std::string_view name, 
       precursor_ids_(memory) {}
 
 SqlData& Subsegment::sql() {
+  if (!Writable()) {
+    if (ended()) segment().counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+    return DiscardedBlock<SqlData>();
+  }
   if (!sql_) sql_ = std::make_unique<SqlData>();
   return *sql_;
 }
@@ -231,6 +255,10 @@ EntityId Segment::RememberException(const internal::DescribedException& describe
 }
 
 ServiceData& Segment::service() {
+  if (!Writable()) {
+    if (ended()) counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+    return DiscardedBlock<ServiceData>();
+  }
   if (!service_) service_ = std::make_unique<ServiceData>();
   return *service_;
 }

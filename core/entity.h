@@ -186,14 +186,22 @@ class Entity {
   // Namespaces starting with "AWS." are reserved: dropped (counted) and false returned.
   bool PutMetadata(std::string_view key, JsonValue value, std::string_view ns = "default");
 
-  // Writable data blocks, created on first use. Writing to them on an unsampled entity is
-  // harmless: it is never sent.
+  // Writable data blocks, created on first use. On an unsampled entity (never sent) or an
+  // ended one (handed to the sink, whose thread may be reading it) writes go to a block that is
+  // thrown away; after the end they are counted in mutations_after_end.
   HttpData& http();
   AwsData& aws();
 
-  void SetError() { error_ = true; }
-  void SetFault() { fault_ = true; }
-  void SetThrottle() { throttle_ = true; }
+  // Ignored when not writable, as above.
+  void SetError() {
+    if (Writable()) error_ = true;
+  }
+  void SetFault() {
+    if (Writable()) fault_ = true;
+  }
+  void SetThrottle() {
+    if (Writable()) throttle_ = true;
+  }
   // 4xx: error; 429: error + throttle; 5xx: fault. Also records the status in http.response.
   void ApplyStatusCode(int status);
 
@@ -272,8 +280,10 @@ class Entity {
 class Subsegment final : public Entity {
  public:
   Namespace ns() const { return namespace_; }
-  void set_namespace(Namespace ns) { namespace_ = ns; }
-  SqlData& sql();
+  void set_namespace(Namespace ns) {
+    if (Writable()) namespace_ = ns;
+  }
+  SqlData& sql();  // as http()
   const SqlData* sql_data() const { return sql_.get(); }
   void AddPrecursor(EntityId id) {
     if (Writable()) precursor_ids_.push_back(id);

@@ -370,6 +370,33 @@ TEST_F(RecorderTest, LogHandlersThatCallBackOrThrowAreContained) {
   EXPECT_EQ(f.recorder->stats().context_missing, 3u);
 }
 
+// Once ended, an entity is the sink's (its thread may be serializing it): the data blocks and
+// flags no longer change, and the attempts are counted.
+TEST_F(RecorderTest, WritesAfterTheEndAreDiscardedAndCounted) {
+  Fixture f;
+  Segment* segment = f.recorder->BeginSegment("s");
+  segment->http().request.emplace().url = "http://a/";
+  Subsegment* sub = segment->BeginSubsegment("q");
+  sub->End();
+  segment->End();
+  const uint64_t before = f.recorder->stats().mutations_after_end;
+  segment->http().request.emplace().url = "http://changed/";
+  segment->aws().operation = "late";
+  segment->service().version = "late";
+  segment->SetError();
+  segment->SetFault();
+  sub->sql().url = "late";
+  sub->set_namespace(Namespace::kAws);
+  EXPECT_EQ(segment->http_data()->request->url, "http://a/");
+  EXPECT_TRUE(segment->aws_data() == nullptr || segment->aws_data()->operation.empty());
+  EXPECT_TRUE(segment->service_data() == nullptr || segment->service_data()->version != "late");
+  EXPECT_FALSE(segment->error());
+  EXPECT_FALSE(segment->fault());
+  EXPECT_EQ(sub->sql_data(), nullptr);
+  EXPECT_EQ(sub->ns(), Namespace::kLocal);
+  EXPECT_EQ(f.recorder->stats().mutations_after_end, before + 4);  // the four blocks
+}
+
 TEST_F(RecorderTest, UnsampledTraceSendsNothingButKeepsIds) {
   Fixture f;
   BeginSegmentOptions options;
