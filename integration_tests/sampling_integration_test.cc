@@ -251,7 +251,7 @@ TEST_F(SamplingIntegrationTest, ATrickledAnswerEndsAtTheCallsDeadline) {
 // A daemon that stops reading mid-request: the upload blocks until the call's deadline (not
 // only httplib's write timeout, which would report a write error), when the watchdog shuts the
 // socket under it. SIGPIPE, which that can raise, is the default action's here, as in a service
-// that never touched it (emitter:scoped_sigpipe_block_test covers the race this cannot hit
+// that never touched it (core:scoped_sigpipe_block_test covers the race this cannot hit
 // reliably: httplib checks the socket before each send).
 TEST_F(SamplingIntegrationTest, AStalledUploadEndsAtTheCallsDeadline) {
   // Listens and never accepts: the kernel takes the connection and buffers what it can.
