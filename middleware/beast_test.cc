@@ -709,6 +709,11 @@ void LogInto(core::LogLevel, std::string_view message) {
 // Out of descriptors for a while (EMFILE on accept): the server says so and keeps accepting,
 // and the connection that waited in the kernel's queue meanwhile is served once it can be.
 TEST_F(BeastMiddlewareTest, AcceptingGoesOnAfterRunningOutOfDescriptors) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan (in the ASan config) checks a vptr it has not seen by writing the memory to a pipe:
+  // with no descriptor left it reports a valid object's vptr as invalid.
+  GTEST_SKIP() << "the sanitizers' runtime needs descriptors of its own";
+#endif
   const unsigned short port = Serve("emfile", [](Request request) -> Response {
     return Reply(request, http::status::ok, "served");
   });
