@@ -128,10 +128,30 @@ AwsData& Entity::aws() {
   return *aws_;
 }
 
+void Entity::SetError() {
+  if (!Writable()) return;
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);
+  error_ = true;
+}
+
+void Entity::SetFault() {
+  if (!Writable()) return;
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);
+  fault_ = true;
+}
+
+void Entity::SetThrottle() {
+  if (!Writable()) return;
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);
+  throttle_ = true;
+}
+
 void Entity::ApplyStatusCode(int status) {
   if (!Writable() || status <= 0) return;
-  if (!http().response) http().response.emplace();
-  http_->response->status = status;
+  HttpData& data = http();  // made outside the lock (see SetError)
+  std::lock_guard<internal::SpinLock> lock(segment_->mu_);
+  if (!data.response) data.response.emplace();
+  data.response->status = status;
   if (status >= 500) {
     fault_ = true;
   } else if (status == 429) {

@@ -192,16 +192,11 @@ class Entity {
   HttpData& http();
   AwsData& aws();
 
-  // Ignored when not writable, as above.
-  void SetError() {
-    if (Writable()) error_ = true;
-  }
-  void SetFault() {
-    if (Writable()) fault_ = true;
-  }
-  void SetThrottle() {
-    if (Writable()) throttle_ = true;
-  }
+  // Ignored when not writable, as above. Under the tree's lock, as annotations: child flows
+  // share their parent's entity until they begin their own.
+  void SetError();
+  void SetFault();
+  void SetThrottle();
   // 4xx: error; 429: error + throttle; 5xx: fault. Also records the status in http.response.
   void ApplyStatusCode(int status);
 

@@ -319,8 +319,12 @@ TEST_F(RecorderTest, ChildFlowsRecordOnTheirSharedParentFromManyThreads) {
         f.recorder->PutAnnotation(key, i);
         f.recorder->PutMetadata(key, JsonValue::Object({{"i", i}}));
       }
-      f.recorder->CurrentEntity()->AddException(std::runtime_error("child " + std::to_string(t)),
-                                                /*remote=*/false, /*with_stack=*/false);
+      core::Entity* shared = f.recorder->CurrentEntity();
+      shared->AddException(std::runtime_error("child " + std::to_string(t)), /*remote=*/false,
+                           /*with_stack=*/false);
+      shared->SetError();
+      shared->SetThrottle();
+      shared->ApplyStatusCode(503);
     });
   }
   for (auto& thread : threads) thread.join();
@@ -332,6 +336,9 @@ TEST_F(RecorderTest, ChildFlowsRecordOnTheirSharedParentFromManyThreads) {
   EXPECT_EQ(fan_out["annotations"].MemberCount(), size_t{kThreads * kEach});
   EXPECT_EQ(fan_out["metadata"]["default"].MemberCount(), size_t{kThreads * kEach});
   EXPECT_EQ(fan_out["cause"]["exceptions"].Size(), size_t{kThreads});
+  EXPECT_TRUE(fan_out["error"].GetBool());
+  EXPECT_TRUE(fan_out["throttle"].GetBool());
+  EXPECT_EQ(fan_out["http"]["response"]["status"].GetInt(), 503);
 }
 
 // An end time that is not a number, or infinite, is now: the schema wants a number.
