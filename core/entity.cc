@@ -44,13 +44,18 @@ Entity::Entity(Segment* segment, Entity* parent, std::string_view name, bool sam
       metadata_(memory),
       children_(memory) {}
 
+bool Entity::Discarding() const {
+  if (Writable()) return false;
+  if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 Entity::~Entity() {
   if (http_ != nullptr) http_->~HttpData();
 }
 
 bool Entity::PutAnnotation(std::string_view key, AnnotationValue value) {
-  if (!Writable()) {
-    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  if (Discarding()) {
     return false;
   }
   if (!IsValidAnnotationKey(key)) {
@@ -71,8 +76,7 @@ bool Entity::PutAnnotation(std::string_view key, AnnotationValue value) {
 }
 
 bool Entity::PutMetadata(std::string_view key, JsonValue value, std::string_view ns) {
-  if (!Writable()) {
-    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  if (Discarding()) {
     return false;
   }
   if (ns.empty() || ns.substr(0, 4) == "AWS.") {
@@ -109,8 +113,7 @@ Block& DiscardedBlock() {
 }  // namespace
 
 HttpData& Entity::http() {
-  if (!Writable()) {
-    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  if (Discarding()) {
     return DiscardedBlock<HttpData>();
   }
   if (http_ == nullptr) {
@@ -120,8 +123,7 @@ HttpData& Entity::http() {
 }
 
 AwsData& Entity::aws() {
-  if (!Writable()) {
-    if (ended()) segment_->counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  if (Discarding()) {
     return DiscardedBlock<AwsData>();
   }
   if (!aws_) aws_ = std::make_unique<AwsData>();
@@ -213,8 +215,7 @@ Subsegment::Subsegment(Segment* segment, Entity* parent, std::string_view name, 
       precursor_ids_(memory) {}
 
 SqlData& Subsegment::sql() {
-  if (!Writable()) {
-    if (ended()) segment().counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  if (Discarding()) {
     return DiscardedBlock<SqlData>();
   }
   if (!sql_) sql_ = std::make_unique<SqlData>();
@@ -275,8 +276,7 @@ EntityId Segment::RememberException(const internal::DescribedException& describe
 }
 
 ServiceData& Segment::service() {
-  if (!Writable()) {
-    if (ended()) counters().mutations_after_end.fetch_add(1, std::memory_order_relaxed);
+  if (Discarding()) {
     return DiscardedBlock<ServiceData>();
   }
   if (!service_) service_ = std::make_unique<ServiceData>();

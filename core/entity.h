@@ -244,6 +244,8 @@ class Entity {
   Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled, double start_time,
          std::pmr::memory_resource* memory);
   bool Writable() const { return sampled_ && !ended(); }
+  // !Writable(), counting the attempt in mutations_after_end when it comes after the end.
+  bool Discarding() const;
   void RecordException(internal::DescribedException described);
 
  private:
