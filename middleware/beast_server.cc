@@ -22,27 +22,6 @@
 namespace xraysink::middleware::internal {
 namespace {
 
-// The peer's address as text in `buffer`: by hand for IPv4 (every request formats it, and
-// address::to_string goes through inet_ntop, sprintf and a std::string).
-std::string_view FormatAddress(const boost::asio::ip::address& address,
-                               std::array<char, INET6_ADDRSTRLEN>& buffer) {
-  if (address.is_v4()) {
-    char* out = buffer.data();
-    bool first = true;
-    for (const unsigned char byte : address.to_v4().to_bytes()) {
-      if (!first) *out++ = '.';
-      first = false;
-      if (byte >= 100) *out++ = static_cast<char>('0' + byte / 100);
-      if (byte >= 10) *out++ = static_cast<char>('0' + byte / 10 % 10);
-      *out++ = static_cast<char>('0' + byte % 10);
-    }
-    return std::string_view(buffer.data(), static_cast<size_t>(out - buffer.data()));
-  }
-  const auto bytes = address.to_v6().to_bytes();
-  if (inet_ntop(AF_INET6, bytes.data(), buffer.data(), buffer.size()) == nullptr) return {};
-  return std::string_view(buffer.data());
-}
-
 // As message::keep_alive() decides, from the first Connection field's tokens. Out of line:
 // most requests have none, and the token parser is long.
 [[gnu::noinline]] bool KeepAlive(unsigned version, std::string_view connection_tokens) {
@@ -52,12 +31,33 @@ std::string_view FormatAddress(const boost::asio::ip::address& address,
 
 }  // namespace
 
+// By hand for IPv4: address::to_string goes through inet_ntop, sprintf and a std::string.
+PeerAddress::PeerAddress(const boost::asio::ip::tcp::endpoint& peer) {
+  static_assert(std::tuple_size_v<decltype(text_)> == INET6_ADDRSTRLEN);
+  const boost::asio::ip::address address = peer.address();
+  if (address.is_v4()) {
+    char* out = text_.data();
+    bool first = true;
+    for (const unsigned char byte : address.to_v4().to_bytes()) {
+      if (!first) *out++ = '.';
+      first = false;
+      if (byte >= 100) *out++ = static_cast<char>('0' + byte / 100);
+      if (byte >= 10) *out++ = static_cast<char>('0' + byte / 10 % 10);
+      *out++ = static_cast<char>('0' + byte % 10);
+    }
+    size_ = static_cast<size_t>(out - text_.data());
+    return;
+  }
+  const auto bytes = address.to_v6().to_bytes();
+  if (inet_ntop(AF_INET6, bytes.data(), text_.data(), text_.size()) != nullptr) {
+    size_ = std::string_view(text_.data()).size();
+  }
+}
+
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
-                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme,
-                         bool* keep_alive) {
+                         std::string_view peer_address, std::string_view scheme, bool* keep_alive) {
   namespace http = boost::beast::http;
-  std::array<char, INET6_ADDRSTRLEN> peer_buffer;
   IncomingRequest incoming;
   incoming.scheme = scheme;
   incoming.method = request.method_string();
@@ -89,7 +89,7 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
         break;
     }
   }
-  incoming.peer_address = FormatAddress(peer.address(), peer_buffer);
+  incoming.peer_address = peer_address;
   if (keep_alive != nullptr) {
     *keep_alive =
         connection ? KeepAlive(request.version(), connection_tokens) : request.version() >= 11;

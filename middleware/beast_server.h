@@ -1,6 +1,7 @@
 #ifndef XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 #define XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 
+#include <array>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -35,12 +36,30 @@
 namespace xraysink::middleware {
 namespace internal {
 
+// A TCP peer's address as text (what http.request.client_ip records): made once per
+// connection by ServeTraced rather than once per request.
+class PeerAddress {
+ public:
+  explicit PeerAddress(const boost::asio::ip::tcp::endpoint& peer);
+  std::string_view view() const { return std::string_view(text_.data(), size_); }
+
+ private:
+  std::array<char, 46> text_;  // INET6_ADDRSTRLEN
+  size_t size_ = 0;
+};
+
 // Begins the request's segment from its header and the TCP peer; `keep_alive`, when given,
 // receives what message::keep_alive() would say, found in the same pass over the fields.
 TracedRequest BeginBeast(const RequestTracer& tracer,
                          const boost::beast::http::request_header<>& request,
-                         const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme,
+                         std::string_view peer_address, std::string_view scheme,
                          bool* keep_alive = nullptr);
+inline TracedRequest BeginBeast(const RequestTracer& tracer,
+                                const boost::beast::http::request_header<>& request,
+                                const boost::asio::ip::tcp::endpoint& peer, std::string_view scheme,
+                                bool* keep_alive = nullptr) {
+  return BeginBeast(tracer, request, PeerAddress(peer).view(), scheme, keep_alive);
+}
 
 // Which framing fields a response has (a lookup by name walks Beast's field tree with
 // case-insensitive compares: one pass over the few fields of a response is cheaper).
@@ -117,6 +136,17 @@ auto ResumeIn(core::TraceContext& context, CompletionToken&& token) {
       token, &context);
 }
 
+// Converts to what `make` returns, made by `make` in place: optional::emplace(Invoked{...}) then
+// constructs the handler's response where it lives instead of moving it there (a response's
+// fields and body cost ~200 instructions to move, each request).
+template <typename Make>
+struct Invoked {
+  Make make;
+  operator std::invoke_result_t<Make&>() { return make(); }
+};
+template <typename Make>
+Invoked(Make) -> Invoked<Make>;
+
 // Calls a handler that is a plain function, with the request's context installed on this
 // thread (it never suspends); what it throws goes to `error`.
 template <typename Response, typename Handler, typename Request>
@@ -124,7 +154,8 @@ void CallPlainHandler(TracedRequest& traced, Handler& handler, Request&& request
                       std::optional<Response>& response, std::exception_ptr& error) {
   core::ScopedContext scope(traced.context());
   try {
-    response.emplace(std::invoke(handler, std::forward<Request>(request)));
+    response.emplace(Invoked{
+        [&]() -> Response { return std::invoke(handler, std::forward<Request>(request)); }});
   } catch (...) {
     error = std::current_exception();
   }
@@ -254,7 +285,7 @@ boost::asio::awaitable<void> ServeTraced(
                   std::shared_ptr<Handler> handler,
                   std::chrono::steady_clock::duration idle_timeout) -> asio::awaitable<void> {
     boost::system::error_code error;
-    const tcp::endpoint peer = socket.remote_endpoint(error);
+    const internal::PeerAddress peer(socket.remote_endpoint(error));
     // Reading and writing happen outside any request: their completions go straight to the
     // connection's own executor, which Asio then resumes this coroutine on directly, instead of
     // through the traced executor (type-erased, an allocation and a context switch each, for
@@ -276,7 +307,8 @@ boost::asio::awaitable<void> ServeTraced(
       co_await http::async_read(stream, buffer, request, io_token());
       if (error) break;
       bool keep_alive = false;
-      TracedRequest traced = internal::BeginBeast(*tracer, request, peer, "http", &keep_alive);
+      TracedRequest traced =
+          internal::BeginBeast(*tracer, request, peer.view(), "http", &keep_alive);
       const unsigned version = request.version();
       std::exception_ptr handler_error;
       std::optional<Response> response;

@@ -256,7 +256,9 @@ absl::Status ServeBeast(const Options& options, std::shared_ptr<const RequestTra
   const int port = acceptor.local_endpoint().port();
   if (tracer) {
     // A plain function, as in the untraced session: the handler never waits.
-    auto hello = [&requests](http::request<http::string_body> request) {
+    // Takes the request by reference, as BeastSession's handler does: ServeTraced passes it as
+    // an rvalue, and a by-value parameter would move its fields once more per request.
+    auto hello = [&requests](const http::request<http::string_body>& request) {
       return BeastHello(request, requests);
     };
     asio::co_spawn(io,
