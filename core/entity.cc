@@ -33,12 +33,13 @@ double NowEpochSeconds() {
 // ---------------------------------------------------------------------------------------- Entity
 
 Entity::Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled,
-               double start_time, std::pmr::memory_resource* memory)
+               double start_time, std::pmr::memory_resource* memory, EntityId id)
     : segment_(segment),
       parent_(parent),
-      id_(EntityId::Generate()),
+      id_(id.empty() ? EntityId::Generate() : id),
       name_(name),
       start_time_(start_time != 0 ? start_time : NowEpochSeconds()),
+      depth_(parent != nullptr ? parent->depth_ + 1 : 0),
       sampled_(sampled),
       annotations_(memory),
       metadata_(memory),
@@ -209,8 +210,9 @@ void Entity::End(double end_time) {
 // ------------------------------------------------------------------------------------ Subsegment
 
 Subsegment::Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled,
-                       Namespace ns, double start_time, std::pmr::memory_resource* memory)
-    : Entity(segment, parent, name, sampled, start_time, memory),
+                       Namespace ns, double start_time, std::pmr::memory_resource* memory,
+                       EntityId id)
+    : Entity(segment, parent, name, sampled, start_time, memory, id),
       namespace_(ns),
       precursor_ids_(memory) {}
 
@@ -290,6 +292,16 @@ Subsegment* Segment::BeginSubsegment(std::string_view name, Namespace ns) {
 Subsegment* Segment::BeginSubsegmentUnder(Entity& parent, std::string_view name, Namespace ns) {
   const double start_time = NowEpochSeconds();
   std::lock_guard<internal::SpinLock> lock(mu_);
+  if (parent.depth_ >= settings_->max_subsegment_depth) {
+    // Under `parent` for the flow (ending it makes `parent` current again), with `parent`'s id
+    // (an unrecorded parent has its recorded ancestor's), and out of the tree.
+    auto* unrecorded = new (arena.allocate(sizeof(Subsegment), alignof(Subsegment)))
+        Subsegment(this, &parent, name, parent.sampled(), ns, start_time, &arena, parent.id_);
+    unrecorded->unrecorded_ = true;
+    unrecorded_subsegments_.emplace_back(unrecorded);
+    counters_->subsegments_too_deep.fetch_add(1, std::memory_order_relaxed);
+    return unrecorded;
+  }
   auto* child = new (arena.allocate(sizeof(Subsegment), alignof(Subsegment)))
       Subsegment(this, &parent, name, parent.sampled(), ns, start_time, &arena);
   parent.children_.emplace_back(child);
@@ -378,6 +390,7 @@ void Segment::OnEnded(Entity& entity, double end_time) {
     // Only ever written under the lock: no read-modify-write needed.
     if (entity.end_time_.load(std::memory_order_relaxed) != 0) return;  // already ended
     entity.end_time_.store(end_time, std::memory_order_release);
+    if (entity.unrecorded_) return;  // not in the tree, nor counted in it
     if (&entity != this) --open_subsegments_;
     const bool segment_complete = ended() && open_subsegments_ == 0 && !sent_;
     if (segment_complete) {

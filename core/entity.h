@@ -238,12 +238,19 @@ class Entity {
   bool streamed() const { return streamed_; }
   // True when begun under a subtree that was already sent: not part of its parent's document.
   bool detached() const { return detached_; }
+  // True when begun deeper than the segment's max_subsegment_depth: kept out of the tree (never
+  // sent, writes ignored, counted in subsegments_too_deep), with its parent's id, so that calls
+  // and logs made under it point at the deepest entity that is recorded.
+  bool unrecorded() const { return unrecorded_; }
+  // 0 for a segment, its parent's + 1 for a subsegment.
+  int depth() const { return depth_; }
 
  protected:
   // `memory` is the segment's arena: the entity's vectors and strings live there.
+  // `id` empty: a new one.
   Entity(Segment* segment, Entity* parent, std::string_view name, bool sampled, double start_time,
-         std::pmr::memory_resource* memory);
-  bool Writable() const { return sampled_ && !ended(); }
+         std::pmr::memory_resource* memory, EntityId id = EntityId());
+  bool Writable() const { return sampled_ && !unrecorded_ && !ended(); }
   // !Writable(), counting the attempt in mutations_after_end when it comes after the end.
   bool Discarding() const;
   void RecordException(internal::DescribedException described);
@@ -258,7 +265,9 @@ class Entity {
   const std::string name_;
   const double start_time_;
   std::atomic<double> end_time_{0};
+  const int depth_;
   const bool sampled_;
+  bool unrecorded_ = false;  // set before the entity is handed out, never changed after
   bool error_ = false;
   bool fault_ = false;
   bool throttle_ = false;
@@ -294,7 +303,7 @@ class Subsegment final : public Entity {
   friend class Entity;
   friend class Segment;
   Subsegment(Segment* segment, Entity* parent, std::string_view name, bool sampled, Namespace ns,
-             double start_time, std::pmr::memory_resource* memory);
+             double start_time, std::pmr::memory_resource* memory, EntityId id = EntityId());
 
   Namespace namespace_;
   std::unique_ptr<SqlData> sql_;
@@ -321,6 +330,10 @@ struct SegmentSettings {
   // Above this many subsegments held in the tree, completed subtrees are streamed.
   int streaming_threshold = 30;
   int max_stack_depth = 10;
+  // Subsegments nest at most this deep; deeper ones are unrecorded (Entity::unrecorded()). A
+  // flow that leaks an open subsegment per unit of work nests each unit under the last: without
+  // a bound, the tree's recursive walks would overflow the stack.
+  int max_subsegment_depth = 64;
   std::string origin;
   ServiceData service;
   AwsData aws;  // resource metadata copied into every sampled segment (ec2, log groups, ...)
@@ -333,6 +346,7 @@ struct EntityCounters {
   std::atomic<uint64_t> annotations_dropped{0};
   std::atomic<uint64_t> metadata_dropped{0};
   std::atomic<uint64_t> mutations_after_end{0};
+  std::atomic<uint64_t> subsegments_too_deep{0};  // begun unrecorded (max_subsegment_depth)
   std::atomic<uint64_t> segments_sent{0};
   std::atomic<uint64_t> subtrees_streamed{0};
   std::atomic<uint64_t> documents_not_accepted{0};  // the sink refused (e.g. full queue)
@@ -444,6 +458,8 @@ class Segment final : private internal::SegmentArenaHolder,
   // thousands); kept until the segment goes, as queued documents and late children point into
   // them.
   std::vector<SubsegmentPtr> streamed_subtrees_ ABSL_GUARDED_BY(mu_);
+  // Subsegments begun too deep: owned here, outside the tree, until the segment goes.
+  std::vector<SubsegmentPtr> unrecorded_subsegments_ ABSL_GUARDED_BY(mu_);
 };
 
 // Wall-clock time as epoch seconds (microsecond resolution).

@@ -14,6 +14,7 @@ std::shared_ptr<const SegmentSettings> MakeSettings(RecorderOptions& options) {
   settings->sink = std::move(options.sink);
   settings->streaming_threshold = options.streaming_threshold;
   settings->max_stack_depth = options.max_stack_depth;
+  settings->max_subsegment_depth = options.max_subsegment_depth;
   settings->origin = std::move(options.origin);
   settings->service = std::move(options.service);
   settings->aws = std::move(options.aws);
@@ -32,6 +33,10 @@ absl::StatusOr<std::shared_ptr<Recorder>> Recorder::Create(RecorderOptions optio
   }
   if (options.max_stack_depth < 0) {
     return absl::InvalidArgumentError("max_stack_depth must be >= 0");
+  }
+  // Bounded above as well: the tree is walked recursively (streaming, serialization).
+  if (options.max_subsegment_depth < 1 || options.max_subsegment_depth > 256) {
+    return absl::InvalidArgumentError("max_subsegment_depth must be within 1 to 256");
   }
   return std::shared_ptr<Recorder>(new Recorder(std::move(options), std::move(environment)));
 }
@@ -195,6 +200,7 @@ RecorderStats Recorder::stats() const {
   stats.annotations_dropped = counters_->annotations_dropped.load(std::memory_order_relaxed);
   stats.metadata_dropped = counters_->metadata_dropped.load(std::memory_order_relaxed);
   stats.mutations_after_end = counters_->mutations_after_end.load(std::memory_order_relaxed);
+  stats.subsegments_too_deep = counters_->subsegments_too_deep.load(std::memory_order_relaxed);
   stats.segments_waiting_for_subsegments =
       counters_->segments_waiting_for_subsegments.load(std::memory_order_relaxed);
   return stats;

@@ -34,6 +34,9 @@ struct RecorderOptions {
   std::string origin;                 // e.g. "AWS::EC2::Instance"
   ServiceData service;                // e.g. the application version
   AwsData aws;                        // resource metadata and CloudWatch log groups
+  // Deepest nesting of subsegments recorded (1 to 256); deeper ones are begun unrecorded and
+  // counted (RecorderStats::subsegments_too_deep).
+  int max_subsegment_depth = 64;
 };
 
 // How a segment begins.
@@ -65,6 +68,9 @@ struct RecorderStats {
   uint64_t annotations_dropped = 0;
   uint64_t metadata_dropped = 0;
   uint64_t mutations_after_end = 0;
+  // Subsegments begun deeper than max_subsegment_depth, left out of their segments: usually a
+  // flow that leaks an open subsegment per unit of work, each nesting under the last.
+  uint64_t subsegments_too_deep = 0;
   // Now: segments ended whose subsegments are not all ended yet. Each is kept in memory, unsent,
   // until they are: one that only grows means subsegments begun and never ended (e.g. an
   // exception skipped EndSubsegment; the scopes of //context end theirs on every path).

@@ -1,9 +1,11 @@
 #include "core/recorder.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -402,6 +404,119 @@ TEST_F(RecorderTest, WritesAfterTheEndAreDiscardedAndCounted) {
   EXPECT_EQ(sub->sql_data(), nullptr);
   EXPECT_EQ(sub->ns(), Namespace::kLocal);
   EXPECT_EQ(f.recorder->stats().mutations_after_end, before + 4);  // the four blocks
+}
+
+// Depth of the deepest subsegment in a document (the segment's own level is 0).
+int Depth(const rapidjson::Value& entity) {
+  int deepest = 0;
+  if (entity.HasMember("subsegments")) {
+    for (const auto& child : entity["subsegments"].GetArray()) {
+      deepest = std::max(deepest, 1 + Depth(child));
+    }
+  }
+  return deepest;
+}
+
+// Number of subsegments under an entity in a document.
+int Count(const rapidjson::Value& entity) {
+  int count = 0;
+  if (entity.HasMember("subsegments")) {
+    for (const auto& child : entity["subsegments"].GetArray()) count += 1 + Count(child);
+  }
+  return count;
+}
+
+TEST_F(RecorderTest, SubsegmentsDeeperThanTheLimitAreUnrecorded) {
+  RecorderOptions options;
+  options.max_subsegment_depth = 2;
+  Fixture f(std::move(options));
+  Segment* segment = f.recorder->BeginSegment("s");
+  Subsegment* one = f.recorder->BeginSubsegment("one");
+  Subsegment* two = f.recorder->BeginSubsegment("two");
+  Subsegment* three = f.recorder->BeginSubsegment("three");
+  Subsegment* four = f.recorder->BeginSubsegment("four");
+  EXPECT_FALSE(two->unrecorded());
+  ASSERT_TRUE(three->unrecorded());
+  ASSERT_TRUE(four->unrecorded());
+  // Calls and logs under them point at the deepest recorded entity.
+  EXPECT_EQ(three->id(), two->id());
+  EXPECT_EQ(four->id(), two->id());
+  EXPECT_EQ(four->depth(), 4);
+  EXPECT_FALSE(four->PutAnnotation("k", 1));
+  EXPECT_EQ(f.recorder->stats().subsegments_too_deep, 2u);
+  // The flow still unwinds through them.
+  EXPECT_EQ(f.recorder->CurrentEntity(), four);
+  f.recorder->EndSubsegment();
+  EXPECT_EQ(f.recorder->CurrentEntity(), three);
+  f.recorder->EndSubsegment();
+  EXPECT_EQ(f.recorder->CurrentEntity(), two);
+  EXPECT_EQ(segment->open_subsegments(), 2);
+  f.recorder->EndSubsegment();
+  f.recorder->EndSubsegment();
+  f.recorder->EndSegment();
+  const auto docs = f.Documents();
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(Depth(docs[0]), 2);
+  EXPECT_EQ(docs[0]["subsegments"][0]["id"].GetString(), one->id().ToString());
+}
+
+// A worker that leaks an open subsegment per message (an early return past its End) nests each
+// message under the last. Tens of thousands deep, the tree's recursive walks (streaming when a
+// subsegment ends, serialization) overflowed the stack and each begin walked every ancestor; on
+// a thread with a small stack, as pool threads and coroutines often have.
+TEST_F(RecorderTest, AFlowThatLeaksOpenSubsegmentsStaysBounded) {
+  Fixture f;
+  constexpr int kMessages = 20000;
+  std::atomic<bool> finished{false};
+  auto worker = [&] {
+    f.recorder->BeginSegment("worker");
+    for (int i = 0; i < kMessages; ++i) {
+      f.recorder->BeginSubsegment("message");  // leaked: never ended
+      f.recorder->BeginSubsegment("step");
+      f.recorder->EndSubsegment();
+    }
+    // The leaks are ended at last, innermost first, so that the segment goes out.
+    while (f.recorder->CurrentEntity() != nullptr && !f.recorder->CurrentEntity()->is_segment()) {
+      f.recorder->EndSubsegment();
+    }
+    f.recorder->EndSegment();
+    finished = true;
+  };
+  pthread_attr_t attributes;
+  ASSERT_EQ(pthread_attr_init(&attributes), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attributes, 256 * 1024), 0);
+  pthread_t thread;
+  auto run = [](void* arg) -> void* {
+    (*static_cast<decltype(worker)*>(arg))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attributes, run, &worker), 0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attributes);
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(f.recorder->stats().subsegments_too_deep, 2u * kMessages - 64 - 63);
+  // What was recorded went out (the segment, and the subtrees it streamed): the first 64
+  // messages and the 63 steps under them, no document deeper than the limit.
+  int segments = 0, subsegments = 0;
+  for (const auto& doc : f.Documents()) {
+    const bool streamed = doc.HasMember("type");
+    segments += streamed ? 0 : 1;
+    subsegments += Count(doc) + (streamed ? 1 : 0);
+    EXPECT_LE(Depth(doc), 64);
+  }
+  EXPECT_EQ(segments, 1);
+  EXPECT_EQ(subsegments, 64 + 63);
+}
+
+TEST_F(RecorderTest, MaxSubsegmentDepthIsChecked) {
+  for (const int depth : {0, -1, 257}) {
+    RecorderOptions options;
+    options.max_subsegment_depth = depth;
+    options.read_environment = false;
+    EXPECT_EQ(Recorder::Create(std::move(options)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << depth;
+  }
 }
 
 TEST_F(RecorderTest, UnsampledTraceSendsNothingButKeepsIds) {
