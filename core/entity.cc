@@ -272,8 +272,9 @@ EntityId Segment::RememberException(const internal::DescribedException& describe
       return known.id;
     }
   }
-  known_exceptions_.push_back(KnownException{described.identity, described.data.type,
-                                             described.data.message, described.data.id});
+  known_exceptions_.push_back(KnownException{described.identity, described.object,
+                                             described.data.type, described.data.message,
+                                             described.data.id});
   return described.data.id;
 }
 
@@ -385,6 +386,9 @@ void Segment::CollectStreamable(Entity& node, std::vector<DocumentRef>& out) {
 void Segment::OnEnded(Entity& entity, double end_time) {
   std::vector<DocumentRef> documents;
   std::shared_ptr<Segment> release_self;  // dropped outside the lock
+  // The exceptions recorded, let go of once the segment completes (their destructors are the
+  // user's: run outside the lock, on the thread that ends the segment).
+  std::vector<KnownException> known_exceptions;
   {
     std::lock_guard<internal::SpinLock> lock(mu_);
     // Only ever written under the lock: no read-modify-write needed.
@@ -394,6 +398,7 @@ void Segment::OnEnded(Entity& entity, double end_time) {
     if (&entity != this) --open_subsegments_;
     const bool segment_complete = ended() && open_subsegments_ == 0 && !sent_;
     if (segment_complete) {
+      known_exceptions.swap(known_exceptions_);
       release_self = std::move(self_);
       if (release_self != nullptr) {
         counters_->segments_waiting_for_subsegments.fetch_sub(1, std::memory_order_relaxed);

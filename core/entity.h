@@ -432,6 +432,7 @@ class Segment final : private internal::SegmentArenaHolder,
 
   struct KnownException {
     const void* identity;
+    std::exception_ptr object;  // keeps `identity` from being reused while remembered
     std::string type, message;
     EntityId id;
   };

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -352,6 +353,55 @@ TEST(SerializationTest, ExceptionCauseAndReference) {
   ASSERT_TRUE(json["cause"].IsString());
   EXPECT_STREQ(json["cause"].GetString(), exception["id"].GetString());
   EXPECT_TRUE(json["fault"].GetBool());
+}
+
+// Each attempt of a retry loop throws a new exception, often at the address the last one had
+// (freed at the end of its handler): recognising exceptions by address alone made every attempt
+// after the first refer to the first attempt's exception.
+TEST(SerializationTest, EachAttemptOfARetryLoopHasItsOwnException) {
+  auto segment = NewSegment();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Subsegment* sub = segment->BeginSubsegment("attempt");
+    try {
+      throw std::runtime_error("connection refused");
+    } catch (const std::exception& e) {
+      sub->AddException(e, /*remote=*/true, /*with_stack=*/false);
+    }
+    sub->End();
+    // An exception_ptr the same way.
+    Subsegment* again = segment->BeginSubsegment("attempt");
+    try {
+      throw std::runtime_error("connection refused");
+    } catch (...) {
+      again->AddException(std::current_exception(), true, false);
+    }
+    again->End();
+  }
+  segment->End();
+  auto json = Emit(segment);
+  std::set<std::string> ids;
+  for (const auto& sub : json["subsegments"].GetArray()) {
+    ASSERT_TRUE(sub["cause"].IsObject()) << "a reference: " << sub["cause"].GetString();
+    ids.insert(sub["cause"]["exceptions"][0]["id"].GetString());
+  }
+  EXPECT_EQ(ids.size(), 6u);
+}
+
+// An exception object that is not the one being handled (made by hand, on the stack) has no
+// identity: its address may be a later object's as well as its own, so it is described each
+// time it is recorded (a duplicate description misleads nobody; a reference to another
+// exception would).
+TEST(SerializationTest, AnExceptionThatWasNotThrownIsNotReferenced) {
+  auto segment = NewSegment();
+  Subsegment* sub = segment->BeginSubsegment("work");
+  const std::runtime_error made("made by hand");
+  sub->AddException(made, false, false);
+  sub->End();
+  segment->AddException(made, false, false);
+  segment->End();
+  auto json = Emit(segment);
+  EXPECT_TRUE(json["cause"].IsObject());
+  EXPECT_TRUE(json["subsegments"][0]["cause"].IsObject());
 }
 
 TEST(SerializationTest, NonStdExceptionAndManualException) {

@@ -48,7 +48,6 @@ void CaptureStack(int max_depth, ExceptionData& data) {
 
 DescribedException DescribeStd(const std::exception& exception, bool remote, int max_depth) {
   DescribedException described;
-  described.identity = &exception;
   described.data.id = EntityId::Generate();
   described.data.type = Demangle(typeid(exception).name());
   described.data.message = exception.what();
@@ -63,7 +62,10 @@ DescribedException Describe(const std::exception_ptr& exception, bool remote, in
   try {
     std::rethrow_exception(exception);
   } catch (const std::exception& e) {
-    return DescribeStd(e, remote, max_depth);
+    DescribedException described = DescribeStd(e, remote, max_depth);
+    described.identity = &e;  // the object `exception` holds
+    described.object = exception;
+    return described;
   } catch (...) {
     DescribedException described;
     described.data.id = EntityId::Generate();
@@ -76,7 +78,21 @@ DescribedException Describe(const std::exception_ptr& exception, bool remote, in
 }
 
 DescribedException Describe(const std::exception& exception, bool remote, int max_depth) {
-  return DescribeStd(exception, remote, max_depth);
+  DescribedException described = DescribeStd(exception, remote, max_depth);
+  // Called in a handler for `exception` (catch (const std::exception& e) { ...AddException(e) }):
+  // it has an identity, held through the handler's exception_ptr.
+  if (std::exception_ptr current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::exception& handled) {
+      if (&handled == &exception) {
+        described.identity = &exception;
+        described.object = std::move(current);
+      }
+    } catch (...) {
+    }
+  }
+  return described;
 }
 
 const std::string& WorkingDirectory() {
