@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "core/context_slot.h"
 #include "core/log.h"
 
 namespace xraysink::tasks {
@@ -43,6 +44,10 @@ std::shared_ptr<PeriodicTask> PeriodicTask::Start(asio::any_io_executor executor
     task->stopped_.store(true);
     return task;
   }
+  // The loop starts from no trace: a traced executor gives what it spawns a copy of the current
+  // context, which would otherwise hold the starting flow's segment for the schedule's life.
+  core::TraceContext none;
+  core::ScopedContext no_trace(none);
   asio::co_spawn(
       task->executor_, [task]() { return task->Loop(); }, asio::detached);
   return task;
@@ -56,8 +61,16 @@ void PeriodicTask::Stop() {
 
 asio::awaitable<void> PeriodicTask::RunOnce() {
   runs_started_.fetch_add(1);
+  // Each run is a new trace, whoever started the schedule and whatever this thread holds: decided
+  // (by Traced, when called) with no current entity, leaving alone the context of the thread
+  // this runs on (on a plain executor, that thread's own).
+  auto run = [this] {
+    core::TraceContext none;
+    core::ScopedContext no_trace(none);
+    return Traced(name_, job_(), options_.task);
+  };
   try {
-    co_await Traced(name_, job_(), options_.task);
+    co_await run();
   } catch (...) {
     runs_failed_.fetch_add(1);  // recorded on the run's segment; the schedule goes on
   }
@@ -65,8 +78,6 @@ asio::awaitable<void> PeriodicTask::RunOnce() {
 }
 
 asio::awaitable<void> PeriodicTask::Loop() {
-  // Each run is a new trace, whoever started the schedule.
-  core::CurrentContext().Reset();
   auto next = std::chrono::steady_clock::now();
   if (!options_.run_immediately) next += period_;
   while (!stopped_.load()) {

@@ -331,6 +331,42 @@ TEST_F(TaskTest, APeriodicTaskSkipsTheTicksAStalledExecutorMissed) {
   EXPECT_GE(periodic->ticks_skipped(), 5u);
 }
 
+// On a plain executor a periodic task runs on threads that have contexts of their own (the
+// default one of each thread, used by plain threaded code): it leaves them alone, and its runs
+// are new traces all the same. The loop used to reset the context of the thread it started on.
+TEST_F(TaskTest, APeriodicTaskOnAPlainExecutorLeavesTheThreadsContextAlone) {
+  asio::io_context io;
+  std::shared_ptr<PeriodicTask> periodic;
+  core::Segment* thread_segment = nullptr;
+  std::atomic<bool> context_kept{false};
+  asio::post(io, [&] {
+    thread_segment = test_->recorder->BeginSegment("thread-work");
+    periodic = PeriodicTask::Start(
+        io.get_executor(), "tick", std::chrono::milliseconds(1),
+        [&]() -> asio::awaitable<void> {
+          periodic->Stop();
+          // Runs once the run has ended and given the thread its context back.
+          asio::post(io, [&] {
+            context_kept = test_->recorder->CurrentEntity() == thread_segment;
+            test_->recorder->EndSegment();
+          });
+          co_return;
+        },
+        PeriodicTask::Options{.task = task_options_, .run_immediately = true});
+  });
+  ASSERT_TRUE(RunPool(io, 1));
+  EXPECT_TRUE(context_kept);
+  EXPECT_EQ(periodic->runs_started(), 1u);
+  auto docs = ByName(*test_);
+  ASSERT_EQ(docs.count("thread-work"), 1u);
+  ASSERT_EQ(docs.count("context-test"), 1u);
+  const auto& thread_work = docs.find("thread-work")->second;
+  const auto& run = docs.find("context-test")->second;
+  EXPECT_FALSE(run.HasMember("parent_id"));
+  EXPECT_STRNE(run["trace_id"].GetString(), thread_work["trace_id"].GetString());
+  EXPECT_FALSE(thread_work.HasMember("subsegments"));  // no "Create Task" under it
+}
+
 std::vector<std::string> logged;  // by LogInto, for the test below
 void LogInto(core::LogLevel, std::string_view message) { logged.emplace_back(message); }
 
