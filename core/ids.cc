@@ -3,6 +3,10 @@
 #include <sys/random.h>
 #include <time.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <bit>
 #include <chrono>
 #include <cstring>
@@ -76,7 +80,36 @@ uint64_t HexDigits(uint32_t value) {
   return __builtin_bswap64(x);
 }
 
+#if defined(__SSE2__)
+// The 16 lowercase hex digits of the low 8 bytes of `bytes`, first byte first, each byte's high
+// nibble before its low one.
+inline __m128i HexDigits16(__m128i bytes) {
+  const __m128i nibble = _mm_set1_epi8(0x0f);
+  const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), nibble);
+  const __m128i low = _mm_and_si128(bytes, nibble);
+  const __m128i digits = _mm_unpacklo_epi8(high, low);  // high, low of byte 0, then byte 1, ...
+  const __m128i letters = _mm_cmpgt_epi8(digits, _mm_set1_epi8(9));
+  return _mm_add_epi8(_mm_add_epi8(digits, _mm_set1_epi8('0')),
+                      _mm_and_si128(letters, _mm_set1_epi8('a' - '0' - 10)));
+}
+#endif
+
 void WriteHex(uint64_t value, int digits, char* out) {
+#if defined(__SSE2__)
+  // Every request's trace id is 32 digits: 16 at a time in a vector register (SSE2 is in every
+  // x86-64 CPU).
+  if (digits == 16) {
+    const __m128i bytes = _mm_cvtsi64_si128(static_cast<long long>(__builtin_bswap64(value)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), HexDigits16(bytes));
+    return;
+  }
+  if (digits == 8) {
+    const __m128i bytes =
+        _mm_cvtsi32_si128(static_cast<int>(__builtin_bswap32(static_cast<uint32_t>(value))));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), HexDigits16(bytes));
+    return;
+  }
+#endif
   if (digits == 16) {
     const uint64_t high = HexDigits(static_cast<uint32_t>(value >> 32));
     const uint64_t low = HexDigits(static_cast<uint32_t>(value));

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 #include <string>
 #include <thread>
@@ -35,6 +36,22 @@ TEST(IdsTest, EntityIdForm) {
   const std::string text = EntityId::Generate().ToString();
   ASSERT_EQ(text.size(), 16u);
   EXPECT_EQ(text.find_first_not_of(kHex), std::string::npos);
+}
+
+// The digits as printf writes them, for values that reach every nibble in every position.
+TEST(IdsTest, HexDigitsMatchPrintf) {
+  std::vector<uint64_t> values = {0, 1, 0x8000000000000000u, 0xffffffffffffffffu};
+  for (int nibble = 0; nibble < 16; ++nibble) {
+    values.push_back(0x1111111111111111u * static_cast<uint64_t>(nibble));
+  }
+  for (int i = 0; i < 10000; ++i) values.push_back(internal::RandomU64());
+  for (const uint64_t value : values) {
+    char expected[17];
+    std::snprintf(expected, sizeof(expected), "%016llx", static_cast<unsigned long long>(value));
+    ASSERT_EQ(EntityId(value).ToString(), expected);
+    std::snprintf(expected, sizeof(expected), "%08x", static_cast<unsigned>(value));
+    ASSERT_EQ(TraceId::GenerateAt(static_cast<uint32_t>(value)).ToString().substr(2, 8), expected);
+  }
 }
 
 TEST(IdsTest, ParseValid) {

@@ -92,6 +92,19 @@ std::string_view RequestTracer::SegmentName(std::string_view host, const core::R
   return recorder.service_name();
 }
 
+namespace {
+
+core::SamplingRequest SamplingRequestFor(const IncomingRequest& request, std::string_view host,
+                                         std::string_view name) {
+  return core::SamplingRequest{
+      .host = host, .method = request.method, .path = PathOf(request.target), .service = name};
+}
+
+}  // namespace
+
+// The path of most requests (no trace header, unsampled under the default rule) touches as little
+// code as it can: a busy server's request path already overflows the instruction cache, and
+// what tracing adds to it evicts the server's own code.
 TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   core::Recorder& recorder = recorder_ ? *recorder_ : core::GlobalRecorder();
   TracedRequest traced;
@@ -100,35 +113,65 @@ TracedRequest RequestTracer::Begin(const IncomingRequest& request) const {
   const std::string_view host = request.host.empty() ? "localhost" : request.host;
   bool name_from_host = false;
   const std::string_view name = SegmentName(host, recorder, name_from_host);
-
-  core::BeginSegmentOptions options;
-  const bool caller_asked =
-      !request.trace_header.empty() && ContinueFromHeader(request.trace_header, options);
-  if (!options.sampling) {
-    options.sampling = recorder.Sample(core::SamplingRequest{
-        .host = host, .method = request.method, .path = PathOf(request.target), .service = name});
-  }
-
-  // Unsampled (most requests, under the default rule): the segment is made only if the handler's
-  // flow asks for it. A caller's extra header keys, rare, take the ordinary path.
-  if (!options.sampling->sampled && options.propagated_header_keys.empty()) {
-    recorder.CountDeferredSegment();
-    traced.recorder_ = &recorder;
-    traced.trace_id_ = options.trace_id.empty() ? core::TraceId::Generate() : options.trace_id;
-    traced.parent_id_ = options.parent_id;
-    if (name_from_host) {
-      traced.host_name_ = std::string(name);
-    } else {
-      traced.name_ = name;
-    }
-    traced.context_.Defer(&traced);
-    traced.AppendResponseHeader("Root=");
-    traced.AppendResponseHeader(traced.trace_id_.view());
-    if (caller_asked) traced.AppendResponseHeader(";Sampled=0");
+  if (!request.trace_header.empty()) {
+    BeginFromHeader(recorder, request, host, name, name_from_host, traced);
     return traced;
   }
-  BeginRecorded(recorder, request, host, name, std::move(options), caller_asked, traced);
+  core::SamplingDecision decision = recorder.Sample(SamplingRequestFor(request, host, name));
+  if (!decision.sampled) {
+    traced.BeginDeferred(recorder, core::TraceId::Generate(), core::EntityId(), name,
+                         name_from_host, /*caller_asked=*/false);
+    return traced;
+  }
+  core::BeginSegmentOptions options;
+  options.sampling = std::move(decision);
+  BeginRecorded(recorder, request, host, name, std::move(options), /*caller_asked=*/false, traced);
   return traced;
+}
+
+void RequestTracer::BeginFromHeader(core::Recorder& recorder, const IncomingRequest& request,
+                                    std::string_view host, std::string_view name,
+                                    bool name_from_host, TracedRequest& traced) const {
+  core::BeginSegmentOptions options;
+  const bool caller_asked = ContinueFromHeader(request.trace_header, options);
+  if (!options.sampling)
+    options.sampling = recorder.Sample(SamplingRequestFor(request, host, name));
+  // Unsampled: deferred as above. A caller's extra header keys, rare, take the ordinary path.
+  if (!options.sampling->sampled && options.propagated_header_keys.empty()) {
+    traced.BeginDeferred(recorder,
+                         options.trace_id.empty() ? core::TraceId::Generate() : options.trace_id,
+                         options.parent_id, name, name_from_host, caller_asked);
+    return;
+  }
+  BeginRecorded(recorder, request, host, name, std::move(options), caller_asked, traced);
+}
+
+void TracedRequest::BeginDeferred(core::Recorder& recorder, const core::TraceId& trace_id,
+                                  core::EntityId parent_id, std::string_view name,
+                                  bool name_from_host, bool caller_asked) {
+  recorder.CountDeferredSegment();
+  recorder_ = &recorder;
+  trace_id_ = trace_id;
+  parent_id_ = parent_id;
+  if (name_from_host) {
+    host_name_ = std::string(name);
+  } else {
+    name_ = name;
+  }
+  context_.Defer(this);
+  // Fixed sizes: copies of a few words, no calls.
+  static constexpr std::string_view kRoot = "Root=", kUnsampled = ";Sampled=0";
+  static_assert(kRoot.size() + core::TraceId::kLength + kUnsampled.size() <=
+                std::tuple_size_v<decltype(response_header_)>);
+  if (trace_id_.empty()) return;  // never: generated, or a caller's valid Root
+  char* out = response_header_.data();
+  std::memcpy(out, kRoot.data(), kRoot.size());
+  std::memcpy(out + kRoot.size(), trace_id_.view().data(), core::TraceId::kLength);
+  response_header_size_ = kRoot.size() + core::TraceId::kLength;
+  if (caller_asked) {
+    std::memcpy(out + response_header_size_, kUnsampled.data(), kUnsampled.size());
+    response_header_size_ += kUnsampled.size();
+  }
 }
 
 void RequestTracer::BeginRecorded(core::Recorder& recorder, const IncomingRequest& request,

@@ -80,6 +80,10 @@ class TracedRequest : private core::SegmentBuilder {
   core::Segment* Unfinished();
   void End();
   void AppendResponseHeader(std::string_view text);  // cut at the buffer's size
+  // An unsampled request: its segment is made only if the handler's flow asks for it.
+  void BeginDeferred(core::Recorder& recorder, const core::TraceId& trace_id,
+                     core::EntityId parent_id, std::string_view name, bool name_from_host,
+                     bool caller_asked);
   std::shared_ptr<core::Segment> BuildSegment() const override;
 
   core::TraceContext context_;
@@ -114,6 +118,10 @@ class RequestTracer {
   // `from_host`: the name is (a view of) the request's host.
   std::string_view SegmentName(std::string_view host, const core::Recorder& recorder,
                                bool& from_host) const;
+  // Begin's path for a request with an X-Amzn-Trace-Id (out of line, as BeginRecorded).
+  [[gnu::noinline]] void BeginFromHeader(core::Recorder& recorder, const IncomingRequest& request,
+                                         std::string_view host, std::string_view name,
+                                         bool name_from_host, TracedRequest& traced) const;
   // Begin's path for a segment made now (sampled, or carrying a caller's extra header keys).
   [[gnu::noinline]] static void BeginRecorded(core::Recorder& recorder,
                                               const IncomingRequest& request, std::string_view host,
