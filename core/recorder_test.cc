@@ -432,6 +432,7 @@ TEST_F(RecorderTest, SubsegmentsDeeperThanTheLimitAreUnrecorded) {
   Fixture f(std::move(options));
   Segment* segment = f.recorder->BeginSegment("s");
   Subsegment* one = f.recorder->BeginSubsegment("one");
+  const std::string one_id = one->id().ToString();  // the segment goes once sent
   Subsegment* two = f.recorder->BeginSubsegment("two");
   Subsegment* three = f.recorder->BeginSubsegment("three");
   Subsegment* four = f.recorder->BeginSubsegment("four");
@@ -457,7 +458,7 @@ TEST_F(RecorderTest, SubsegmentsDeeperThanTheLimitAreUnrecorded) {
   const auto docs = f.Documents();
   ASSERT_EQ(docs.size(), 1u);
   EXPECT_EQ(Depth(docs[0]), 2);
-  EXPECT_EQ(docs[0]["subsegments"][0]["id"].GetString(), one->id().ToString());
+  EXPECT_EQ(docs[0]["subsegments"][0]["id"].GetString(), one_id);
 }
 
 // A worker that leaks an open subsegment per message (an early return past its End) nests each
