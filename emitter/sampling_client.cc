@@ -1,15 +1,14 @@
 #include "emitter/sampling_client.h"
 
-#include <httplib.h>
-#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <system_error>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/internal/scoped_sigpipe_block.h"
+#include "emitter/internal/http_post.h"
 
 namespace xraysink::emitter {
 namespace {
@@ -18,68 +17,33 @@ namespace {
 constexpr int kMaxRulePages = 100;
 // How much of an error response's body goes into a message.
 constexpr size_t kMaxBodyInMessage = 200;
-// How often the watchdog shuts an interrupted call's socket again: the call may not have opened
-// it yet when the interruption came.
-constexpr auto kReshutInterval = std::chrono::milliseconds(10);
 constexpr absl::Duration kMinTimeout = absl::Milliseconds(1);
 constexpr absl::Duration kMaxTimeout = absl::Hours(1);
 
 }  // namespace
 
 SamplingClient::SamplingClient(const core::Endpoint& daemon_tcp, absl::Duration timeout)
-    : endpoint_(daemon_tcp.ToString()),
+    : daemon_(daemon_tcp),
+      endpoint_(daemon_tcp.ToString()),
       timeout_(std::clamp(timeout, kMinTimeout, kMaxTimeout)),
-      client_(std::make_unique<httplib::Client>(daemon_tcp.host, daemon_tcp.port)) {
-  const auto chrono_timeout = absl::ToChronoMicroseconds(timeout_);
-  client_->set_connection_timeout(chrono_timeout);
-  client_->set_read_timeout(chrono_timeout);
-  client_->set_write_timeout(chrono_timeout);
-}
+      cancel_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 SamplingClient::~SamplingClient() {
-  {
-    std::lock_guard<std::mutex> lock(watch_mu_);
-    closing_ = true;
-  }
-  watch_cv_.notify_all();
-  if (watchdog_.joinable()) watchdog_.join();
+  if (cancel_fd_ >= 0) close(cancel_fd_);
 }
 
 void SamplingClient::Cancel() {
-  {
-    std::lock_guard<std::mutex> lock(watch_mu_);
-    if (!in_call_) return;
-    interruption_ = Interruption::kCancelled;
-  }
-  watch_cv_.notify_all();
+  std::lock_guard<std::mutex> lock(state_mu_);
+  if (!in_call_ || cancel_fd_ < 0) return;
+  const uint64_t one = 1;
+  // Cannot fail short of a counter at its maximum, which reads as cancelled all the same.
+  [[maybe_unused]] const ssize_t written = write(cancel_fd_, &one, sizeof(one));
 }
 
-void SamplingClient::Watch() {
-  pthread_setname_np(pthread_self(), "xraysink-rwatch");  // for top -H, perf and gdb
-  std::unique_lock<std::mutex> lock(watch_mu_);
-  while (!closing_) {
-    if (!in_call_) {
-      watch_cv_.wait(lock);
-    } else if (interruption_ == Interruption::kNone) {
-      if (std::chrono::steady_clock::now() < call_deadline_) {
-        watch_cv_.wait_until(lock, call_deadline_);
-      } else {
-        interruption_ = Interruption::kDeadline;
-      }
-    } else {
-      // httplib's stop() shuts the socket of the request in flight, which ends its reads and
-      // writes at once; it is made to be called from another thread. Not under our lock: it
-      // waits for httplib's own, which a call holds while it connects. Post waits for it to
-      // return before the next call may start, so it never shuts that one's socket.
-      shutting_ = true;
-      lock.unlock();
-      client_->stop();
-      lock.lock();
-      shutting_ = false;
-      watch_cv_.notify_all();
-      watch_cv_.wait_for(lock, kReshutInterval);
-    }
-  }
+void SamplingClient::DrainCancellation() {
+  if (cancel_fd_ < 0) return;
+  uint64_t count;
+  [[maybe_unused]] const ssize_t read_bytes = read(cancel_fd_, &count, sizeof(count));
 }
 
 absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::string& body,
@@ -89,70 +53,36 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
   };
   std::lock_guard<std::mutex> call(call_mu_);
   {
-    std::lock_guard<std::mutex> lock(watch_mu_);
-    if (!watchdog_.joinable()) {
-      try {
-        watchdog_ = std::thread(&SamplingClient::Watch, this);
-      } catch (const std::system_error& error) {
-        return absl::ResourceExhaustedError(
-            failure("cannot start the thread that bounds calls: ", error.what()));
-      }
-    }
+    std::lock_guard<std::mutex> lock(state_mu_);
+    DrainCancellation();  // a Cancel() meant for an earlier call
     in_call_ = true;
-    call_deadline_ = deadline;
-    interruption_ = Interruption::kNone;
   }
-  watch_cv_.notify_all();
-
-  httplib::Request request;
-  request.method = "POST";
-  request.path = path;
-  request.body = body;
-  request.set_header("Content-Type", "application/json");
-  std::string response_body;
-  bool too_large = false;
-  request.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
-    if (length > kMaxResponseBytes - response_body.size()) {
-      too_large = true;
-      return false;
-    }
-    response_body.append(data, length);
-    return true;
-  };
-  httplib::Result result = [&] {
-    core::internal::ScopedSigpipeBlock no_sigpipe;
-    return client_->send(request);
-  }();
-
-  Interruption interruption;
+  internal::HttpLimits limits;
+  limits.max_body_bytes = kMaxResponseBytes;
+  absl::StatusOr<internal::HttpAnswer> answer =
+      internal::PostJson(daemon_, path, body, deadline, cancel_fd_, limits);
   {
-    std::unique_lock<std::mutex> lock(watch_mu_);
-    watch_cv_.wait(lock, [this] { return !shutting_; });
+    std::lock_guard<std::mutex> lock(state_mu_);
     in_call_ = false;
-    interruption = interruption_;
+    DrainCancellation();
   }
-  if (too_large) {
-    return absl::ResourceExhaustedError(
-        failure("the answer is larger than ", kMaxResponseBytes, " bytes"));
-  }
-  // A whole answer that came as the deadline passed still counts.
-  if (!result) {
-    switch (interruption) {
-      case Interruption::kDeadline:
+  if (!answer.ok()) {
+    const absl::Status& status = answer.status();
+    switch (status.code()) {
+      case absl::StatusCode::kDeadlineExceeded:
         return absl::DeadlineExceededError(
             failure("no complete answer within ", absl::FormatDuration(timeout_)));
-      case Interruption::kCancelled:
+      case absl::StatusCode::kCancelled:
         return absl::CancelledError(failure("cancelled"));
-      case Interruption::kNone:
-        break;
+      default:
+        return absl::Status(status.code(), failure(status.message()));
     }
-    return absl::UnavailableError(failure(httplib::to_string(result.error()), " error"));
   }
-  if (result->status != 200) {
+  if (answer->status != 200) {
     return absl::UnavailableError(
-        failure("HTTP ", result->status, " ", response_body.substr(0, kMaxBodyInMessage)));
+        failure("HTTP ", answer->status, " ", answer->body.substr(0, kMaxBodyInMessage)));
   }
-  return response_body;
+  return std::move(answer->body);
 }
 
 absl::StatusOr<std::vector<core::SamplingRule>> SamplingClient::GetSamplingRules() {

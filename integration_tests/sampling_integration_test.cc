@@ -61,6 +61,78 @@ class CountingFallback : public core::Sampler {
   std::atomic<int> calls{0};
 };
 
+// A TCP socket listening on 127.0.0.1 at a port of its own; -1 if one could not be made.
+int Listen(uint16_t& port) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      listen(listener, 16) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (listener >= 0) close(listener);
+    return -1;
+  }
+  port = ntohs(address.sin_port);
+  return listener;
+}
+
+// Answers every request with the same bytes, which the FakeDaemon (an HTTP server) would never
+// send: for answers framed or malformed by hand. Each connection is closed after the answer when
+// `close_after`, else held open until the server goes (so that only the framing can end a read).
+class RawServer {
+ public:
+  RawServer(std::string answer, bool close_after)
+      : answer_(std::move(answer)), close_after_(close_after), listener_(Listen(port_)) {
+    if (listener_ >= 0) thread_ = std::thread([this] { Serve(); });
+  }
+  ~RawServer() {
+    if (listener_ >= 0) shutdown(listener_, SHUT_RDWR);  // ends the accept
+    if (thread_.joinable()) thread_.join();
+    for (const int connection : held_) close(connection);
+    if (listener_ >= 0) close(listener_);
+  }
+  bool ok() const { return listener_ >= 0; }
+  core::Endpoint endpoint() const { return {"127.0.0.1", port_}; }
+
+ private:
+  void Serve() {
+    for (;;) {
+      const int connection = accept(listener_, nullptr, nullptr);
+      if (connection < 0) return;
+      // The request: its head, then as many bytes as its Content-Length says.
+      std::string request;
+      char buffer[4096];
+      size_t head_end = std::string::npos;
+      size_t wanted = std::string::npos;
+      while (wanted == std::string::npos || request.size() < wanted) {
+        const ssize_t got = recv(connection, buffer, sizeof(buffer), 0);
+        if (got <= 0) break;
+        request.append(buffer, static_cast<size_t>(got));
+        if (head_end == std::string::npos &&
+            (head_end = request.find("\r\n\r\n")) != std::string::npos) {
+          const size_t field = request.find("Content-Length: ");
+          wanted = head_end + 4 + std::stoul(request.substr(field + 16));
+        }
+      }
+      send(connection, answer_.data(), answer_.size(), MSG_NOSIGNAL);
+      if (close_after_) {
+        close(connection);
+      } else {
+        held_.push_back(connection);
+      }
+    }
+  }
+
+  const std::string answer_;
+  const bool close_after_;
+  uint16_t port_ = 0;
+  const int listener_;
+  std::vector<int> held_;  // by the serving thread until it is joined
+  std::thread thread_;
+};
+
 class SamplingIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -226,8 +298,8 @@ TEST_F(SamplingIntegrationTest, BackgroundPollerFetchesRulesAndStops) {
   EXPECT_EQ(daemon_->rules_requests(), 1u);
 }
 
-// httplib's timeouts bound each read; a daemon that sends a byte now and then would hold a call
-// (and Stop, and the process's exit) for as long as it likes.
+// A timeout per read would let a daemon that sends a byte now and then hold a call (and Stop, and
+// the process's exit) for as long as it likes: the call's deadline bounds it as a whole.
 TEST_F(SamplingIntegrationTest, ATrickledAnswerEndsAtTheCallsDeadline) {
   emitter::SamplingClient client(address_.tcp, absl::Milliseconds(300));
   daemon_->SetSamplingFailure(FakeDaemon::SamplingFailure::kTrickle);
@@ -248,22 +320,14 @@ TEST_F(SamplingIntegrationTest, ATrickledAnswerEndsAtTheCallsDeadline) {
   EXPECT_THAT(*rules, ElementsAre(Field(&core::SamplingRule::rule_name, "Default")));
 }
 
-// A daemon that stops reading mid-request: the upload blocks until the call's deadline (not
-// only httplib's write timeout, which would report a write error), when the watchdog shuts the
-// socket under it. SIGPIPE, which that can raise, is the default action's here, as in a service
-// that never touched it (core:scoped_sigpipe_block_test covers the race this cannot hit
-// reliably: httplib checks the socket before each send).
+// A daemon that stops reading mid-request: the upload waits until the call's deadline, then
+// gives up. SIGPIPE has its default action here, as in a service that never touched it: the
+// client sends with MSG_NOSIGNAL.
 TEST_F(SamplingIntegrationTest, AStalledUploadEndsAtTheCallsDeadline) {
   // Listens and never accepts: the kernel takes the connection and buffers what it can.
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+  const int listener = Listen(port);
   ASSERT_GE(listener, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
 
   // As in a service that never touched SIGPIPE (a test runner may have it ignored).
   struct sigaction default_action {
@@ -271,7 +335,7 @@ TEST_F(SamplingIntegrationTest, AStalledUploadEndsAtTheCallsDeadline) {
   default_action.sa_handler = SIG_DFL;
   ASSERT_EQ(sigaction(SIGPIPE, &default_action, &previous), 0);
 
-  emitter::SamplingClient client({"127.0.0.1", ntohs(address.sin_port)}, absl::Milliseconds(300));
+  emitter::SamplingClient client({"127.0.0.1", port}, absl::Milliseconds(300));
   // ~40 MB of statistics: more than the loopback socket buffers hold.
   const std::vector<core::SamplingStatistics> statistics(
       200000, core::SamplingStatistics{.rule_name = std::string(150, 'r'), .client_id = "c"});
@@ -279,6 +343,55 @@ TEST_F(SamplingIntegrationTest, AStalledUploadEndsAtTheCallsDeadline) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
   sigaction(SIGPIPE, &previous, nullptr);
   close(listener);
+}
+
+// Whatever answers at the daemon's address (a wrong AWS_XRAY_DAEMON_ADDRESS, another service) is
+// parsed within bounds. cpp-httplib 0.11.4, which the client used before, matched the status line
+// with a std::regex recursing once per character: this answer overflowed the calling thread's
+// stack and killed the process.
+TEST_F(SamplingIntegrationTest, AnOverlongStatusLineFailsTheCallCleanly) {
+  RawServer server("HTTP/1.1 200 " + std::string(100000, 'x') + "\r\n\r\n", true);
+  ASSERT_TRUE(server.ok());
+  emitter::SamplingClient client(server.endpoint());
+  const absl::Status status = client.GetSamplingRules().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("/GetSamplingRules"),
+                    HasSubstr("status line and headers are over 16384 bytes")));
+}
+
+TEST_F(SamplingIntegrationTest, AnAnswerThatIsNotHttpFailsTheCall) {
+  RawServer server("SSH-2.0-OpenSSH_9.2\r\n\r\n", true);
+  ASSERT_TRUE(server.ok());
+  emitter::SamplingClient client(server.endpoint());
+  const absl::Status status = client.GetSamplingRules().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("not an HTTP/1.x answer"));
+}
+
+// Bodies framed each way HTTP/1.1 allows: chunked (the connection left open, so the last chunk
+// must end the read), and ended by closing the connection.
+TEST_F(SamplingIntegrationTest, ChunkedAndCloseDelimitedAnswersAreRead) {
+  core::SamplingRulesPage page;
+  page.rules = {Rule("Chunked", 10, "*", 0.5, 1)};
+  const std::string json = core::EncodeSamplingRulesResponse(page);
+  std::string chunked =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  for (size_t at = 0; at < json.size(); at += 7) {
+    const std::string piece = json.substr(at, 7);
+    chunked += absl::StrCat(absl::Hex(piece.size()), ";ext=1\r\n", piece, "\r\n");
+  }
+  chunked += "0\r\nX-Trailer: t\r\n\r\n";
+  RawServer chunked_server(chunked, /*close_after=*/false);
+  RawServer closing_server("HTTP/1.1 200 OK\r\n\r\n" + json, /*close_after=*/true);
+  ASSERT_TRUE(chunked_server.ok() && closing_server.ok());
+  for (RawServer* server : {&chunked_server, &closing_server}) {
+    emitter::SamplingClient client(server->endpoint(), absl::Seconds(20));
+    absl::StatusOr<std::vector<core::SamplingRule>> rules = client.GetSamplingRules();
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    EXPECT_THAT(*rules, ElementsAre(Field(&core::SamplingRule::rule_name, "Chunked")));
+  }
 }
 
 TEST_F(SamplingIntegrationTest, AnOversizeAnswerFailsWithoutBeingReadWhole) {
