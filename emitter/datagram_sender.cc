@@ -114,9 +114,15 @@ class DatagramSender::State {
 
   // Once the sender thread has stopped: counts what it left in the queue as dropped.
   void DropLeftovers() {
-    Item item;
-    while (queue_.TryPop(item)) dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+    DropQueued();
     ReleaseRetired(kRetiredCapacity);
+  }
+
+  // After the sender thread is joined, before the leftovers are dropped: a push that lands later
+  // drops itself (see PushItem).
+  void End() {
+    ended_.store(true, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
   }
 
   Stats stats() const {
@@ -226,10 +232,24 @@ class DatagramSender::State {
   }
 
  private:
+  // Any number of threads may pop at once (the queue is multi-consumer).
+  void DropQueued() {
+    Item item;
+    while (queue_.TryPop(item)) dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   bool PushItem(Item item) {
     uint64_t position = 0;
     if (!queue_.TryPush(std::move(item), &position)) {
       dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    // A producer that passed the closed_ check as Close() ran may push after Close() emptied
+    // the queue, where nothing would ever send or count the item. Pairs with End(): the push
+    // and this load are seq_cst, End()'s store is followed by a seq_cst fence, so either the
+    // leftovers' drop sees the item or we see the end here.
+    if (ended_.load(std::memory_order_seq_cst)) {
+      DropQueued();
       return false;
     }
     // Pairs with Park(): the push is seq_cst, so either the sender sees the item before sleeping
@@ -408,6 +428,7 @@ class DatagramSender::State {
   std::atomic<Rest> rest_{Rest::kAwake};
   std::atomic<uint64_t> dropped_queue_full_{0};
   std::atomic<bool> closed_{false};
+  std::atomic<bool> ended_{false};  // the sender thread is gone (see End)
   std::atomic<uint64_t> dropped_closed_{0};
   // Whether the backlog was above caller_serializes_above_ when last measured (by a producer,
   // every kBacklogCheckInterval pushes); cleared by the sender thread when it empties the queue.
@@ -505,6 +526,7 @@ void DatagramSender::Close() {
   state_->Flush(absl::Now() + shutdown_flush_timeout_);
   state_->Stop();
   thread_.join();
+  state_->End();
   state_->DropLeftovers();
   state_->CloseSocket();
 }
