@@ -811,6 +811,29 @@ TEST_F(BeastMiddlewareTest, ForwardedForNamesTheClient) {
   EXPECT_TRUE(request["x_forwarded_for"].GetBool());
 }
 
+TEST_F(BeastMiddlewareTest, EveryMethodIsRecordedByName) {
+  const unsigned short port = Serve("svc", [](Request request) -> awaitable<Response> {
+    co_return Reply(request, http::status::ok);
+  });
+  const std::vector<std::string> methods = {"GET",   "POST",    "PUT",   "DELETE",    "HEAD",
+                                            "PATCH", "OPTIONS", "PURGE", "FROBNICATE"};
+  std::vector<Request> requests;
+  for (const std::string& method : methods) {
+    Request& request = requests.emplace_back(Get(port, "/" + method));
+    request.method_string(method);
+  }
+  ASSERT_TRUE(Run(Exchange(port, std::move(requests))));
+  std::map<std::string, std::string> recorded;  // by url
+  for (const auto& document : Documents()) {
+    const auto& request = document["http"]["request"];
+    recorded[request["url"].GetString()] = request["method"].GetString();
+  }
+  ASSERT_EQ(recorded.size(), methods.size());
+  for (const std::string& method : methods) {
+    EXPECT_EQ(recorded["http://127.0.0.1:" + std::to_string(port) + "/" + method], method);
+  }
+}
+
 TEST_F(BeastMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
   constexpr int kRequests = 200;
   // Every handler waits here until all requests are in flight at once.
