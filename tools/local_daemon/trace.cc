@@ -1,7 +1,6 @@
 #include "tools/local_daemon/trace.h"
 
 #include <algorithm>
-#include <functional>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,24 +23,18 @@ void Collect(const ReceivedEntity& entity,
   for (const ReceivedEntity& child : entity.subsegments) Collect(child, chosen, order);
 }
 
-void AppendDepthFirst(const std::vector<TraceNode>& nodes, std::vector<const TraceNode*>& out) {
-  for (const TraceNode& node : nodes) {
-    out.push_back(&node);
-    AppendDepthFirst(node.children, out);
-  }
-}
-
-const TraceNode* FindParent(const std::vector<TraceNode>& nodes, std::string_view entity_id) {
-  for (const TraceNode& node : nodes) {
-    for (const TraceNode& child : node.children) {
-      if (child.entity->id == entity_id) return &node;
-    }
-    if (const TraceNode* found = FindParent(node.children, entity_id)) return found;
-  }
-  return nullptr;
-}
-
 }  // namespace
+
+TraceNode::~TraceNode() {
+  // Each node is emptied before it is destroyed, so no destructor below this one recurses.
+  std::vector<TraceNode> doomed = std::move(children);
+  while (!doomed.empty()) {
+    TraceNode node = std::move(doomed.back());
+    doomed.pop_back();
+    for (TraceNode& child : node.children) doomed.push_back(std::move(child));
+    node.children.clear();
+  }
+}
 
 Trace::Trace(std::string trace_id, std::vector<ReceivedDocument> documents)
     : id_(std::move(trace_id)), documents_(std::move(documents)) {
@@ -63,30 +56,50 @@ Trace::Trace(std::string trace_id, std::vector<ReceivedDocument> documents)
     (has_parent ? children[entity->parent_id] : roots).push_back(entity);
   }
   std::unordered_set<const ReceivedEntity*> placed;
-  std::function<TraceNode(const ReceivedEntity*)> build = [&](const ReceivedEntity* entity) {
-    placed.insert(entity);
-    TraceNode node{entity, false, {}};
-    for (const ReceivedEntity* child : children[entity->id]) {
-      if (placed.count(child) == 0) node.children.push_back(build(child));
-    }
-    return node;
+  // Depth first with an explicit stack: a chain of streamed subsegments can be deeper than the
+  // thread's stack allows frames. A node's address is stable while it is on the stack, as only
+  // the top node's child list grows.
+  struct Frame {
+    TraceNode* node;
+    size_t next_child = 0;
   };
-  for (const ReceivedEntity* root : roots) {
-    roots_.push_back(build(root));
-    roots_.back().orphan = !root->is_segment;
-  }
+  std::vector<Frame> stack;
+  const auto build = [&](const ReceivedEntity* root, bool orphan) {
+    placed.insert(root);
+    roots_.emplace_back(root, orphan);
+    stack.push_back({&roots_.back()});
+    while (!stack.empty()) {
+      Frame& frame = stack.back();
+      const std::vector<const ReceivedEntity*>& candidates = children[frame.node->entity->id];
+      if (frame.next_child == candidates.size()) {
+        stack.pop_back();
+        continue;
+      }
+      const ReceivedEntity* child = candidates[frame.next_child++];
+      if (!placed.insert(child).second) continue;
+      frame.node->children.emplace_back(child, false);
+      stack.push_back({&frame.node->children.back()});
+    }
+  };
+  for (const ReceivedEntity* root : roots) build(root, !root->is_segment);
   // What is left hangs in a parent_id cycle (bad input): cut the cycle at its earliest entity.
   for (const ReceivedEntity* entity : entities) {
-    if (placed.count(entity) == 0) {
-      roots_.push_back(build(entity));
-      roots_.back().orphan = true;
-    }
+    if (placed.count(entity) == 0) build(entity, true);
   }
 }
 
 std::vector<const TraceNode*> Trace::Entities() const {
   std::vector<const TraceNode*> out;
-  AppendDepthFirst(roots_, out);
+  std::vector<const TraceNode*> stack;
+  for (auto root = roots_.rbegin(); root != roots_.rend(); ++root) stack.push_back(&*root);
+  while (!stack.empty()) {
+    const TraceNode* node = stack.back();
+    stack.pop_back();
+    out.push_back(node);
+    for (auto child = node->children.rbegin(); child != node->children.rend(); ++child) {
+      stack.push_back(&*child);
+    }
+  }
   return out;
 }
 
@@ -105,7 +118,12 @@ const TraceNode* Trace::FindByName(std::string_view name) const {
 }
 
 const TraceNode* Trace::ParentOf(std::string_view entity_id) const {
-  return FindParent(roots_, entity_id);
+  for (const TraceNode* node : Entities()) {
+    for (const TraceNode& child : node->children) {
+      if (child.entity->id == entity_id) return node;
+    }
+  }
+  return nullptr;
 }
 
 bool Trace::complete() const {

@@ -10,8 +10,14 @@
 namespace xraysink::tools {
 
 // One entity of an assembled trace and the entities that hang under it, ordered by start time
-// then id.
+// then id. Streamed subsegments can nest a trace arbitrarily deep, so nothing that walks a tree
+// (including destroying it) recurses per level; hence move-only.
 struct TraceNode {
+  TraceNode(const ReceivedEntity* entity, bool orphan) : entity(entity), orphan(orphan) {}
+  TraceNode(TraceNode&&) noexcept = default;
+  TraceNode& operator=(TraceNode&&) noexcept = default;
+  ~TraceNode();
+
   const ReceivedEntity* entity = nullptr;
   // A streamed subsegment whose parent has not been received (only ever a root).
   bool orphan = false;
@@ -22,7 +28,7 @@ struct TraceNode {
 // their segment, streamed subsegments under their `parent_id`, and segments whose `parent_id`
 // is an entity of the trace (e.g. a background task's segment) under that entity. When several
 // documents carry the same entity id, an ended one beats one in progress, then the later one
-// wins. An immutable value that keeps its documents alive.
+// wins. An immutable, move-only value that keeps its documents alive.
 class Trace {
  public:
   // `documents` in arrival order, all of trace `trace_id`.

@@ -1,16 +1,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "tools/local_daemon/datagram.h"
@@ -419,6 +422,66 @@ TEST(TraceAssemblerTest, ParentCyclesDoNotLoseEntities) {
             absl::StrCat("trace ", kTraceId, "\n",
                          "  A 1000.0 ms (orphan: parent b000000000000001 not received)\n",
                          "    B 1000.0 ms\n"));
+}
+
+// Runs `body` on a thread with a 256 KiB stack, which a walk recursing once per level of a
+// trace 100,000 levels deep overflows.
+void RunOnSmallStack(const std::function<void()>& body) {
+  pthread_attr_t attributes;
+  ASSERT_EQ(pthread_attr_init(&attributes), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attributes, 256 << 10), 0);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attributes,
+                [](void* body) -> void* {
+                  (*static_cast<const std::function<void()>*>(body))();
+                  return nullptr;
+                },
+                const_cast<std::function<void()>*>(&body)),
+            0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attributes);
+}
+
+TEST(TraceTest, AnyDepthIsBuiltWalkedPrintedAndDestroyed) {
+  // As a flow can stream them: each document's chain of embedded subsegments hangs under the
+  // deepest entity of the previous document, 100,000 levels under the segment in all.
+  constexpr int kDocuments = 1000;
+  constexpr int kLevels = 100;
+  constexpr int kDeepest = kDocuments * kLevels;
+  const auto id = [](int level) { return absl::StrFormat("%016x", level + 1); };
+  std::vector<ReceivedDocument> documents;
+  documents.push_back(Parse(absl::StrCat(R"({"trace_id":"T","id":")", id(0),
+                                         R"(","name":"root","start_time":1,"end_time":2})")));
+  for (int document = 0; document < kDocuments; ++document) {
+    const int first = document * kLevels + 1;
+    std::string json =
+        absl::StrCat(R"({"type":"subsegment","trace_id":"T","parent_id":")", id(first - 1), "\",");
+    for (int level = first; level < first + kLevels; ++level) {
+      absl::StrAppend(&json, level == first ? "" : R"(,"subsegments":[{)", R"("id":")", id(level),
+                      R"(","name":"level-)", level, R"(","start_time":1,"end_time":2)");
+    }
+    for (int level = 1; level < kLevels; ++level) json += "}]";
+    json += "}";
+    documents.push_back(Parse(json));
+  }
+
+  RunOnSmallStack([&] {
+    const Trace trace(kTraceId, std::move(documents));
+    EXPECT_TRUE(trace.complete());
+    EXPECT_EQ(trace.Entities().size(), static_cast<size_t>(kDeepest + 1));
+    const TraceNode* parent = trace.ParentOf(id(kDeepest));
+    ASSERT_NE(parent, nullptr);
+    EXPECT_EQ(parent->entity->name, absl::StrCat("level-", kDeepest - 1));
+
+    const std::string printed = FormatTrace(trace);
+    EXPECT_EQ(std::count(printed.begin(), printed.end(), '\n'), kDeepest + 2);
+    const std::string indent(128, ' ');
+    EXPECT_THAT(printed, HasSubstr(absl::StrCat("\n", indent, "level-63 1000.0 ms\n", indent,
+                                                "[depth 65] level-64 1000.0 ms\n")));
+    EXPECT_THAT(printed, ::testing::EndsWith(absl::StrCat("\n", indent, "[depth ", kDeepest + 1,
+                                                          "] level-", kDeepest, " 1000.0 ms\n")));
+  });
 }
 
 // --- Printing ----------------------------------------------------------------------------------

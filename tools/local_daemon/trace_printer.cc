@@ -1,6 +1,9 @@
 #include "tools/local_daemon/trace_printer.h"
 
+#include <algorithm>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -114,10 +117,25 @@ std::string EntityLine(const TraceNode& node) {
   return line;
 }
 
-void AppendTree(const std::vector<TraceNode>& nodes, int depth, std::string& out) {
-  for (const TraceNode& node : nodes) {
-    absl::StrAppend(&out, std::string(2 * depth, ' '), EntityLine(node), "\n");
-    AppendTree(node.children, depth + 1, out);
+// Deeper lines are indented as this level and start with their depth: indenting each level
+// would make a deep trace's output quadratic in its depth. The SDK nests subsegments 64 deep by
+// default, so ordinary traces print as a plain tree.
+constexpr size_t kMaxIndentDepth = 64;
+
+// Depth first with an explicit stack, as streamed subsegments can nest a trace deeper than the
+// thread's stack allows frames.
+void AppendTree(const std::vector<TraceNode>& roots, std::string& out) {
+  std::vector<std::pair<const TraceNode*, size_t>> stack;
+  for (auto root = roots.rbegin(); root != roots.rend(); ++root) stack.emplace_back(&*root, 1);
+  while (!stack.empty()) {
+    const auto [node, depth] = stack.back();
+    stack.pop_back();
+    out.append(2 * std::min(depth, kMaxIndentDepth), ' ');
+    if (depth > kMaxIndentDepth) absl::StrAppend(&out, "[depth ", depth, "] ");
+    absl::StrAppend(&out, EntityLine(*node), "\n");
+    for (auto child = node->children.rbegin(); child != node->children.rend(); ++child) {
+      stack.emplace_back(&*child, depth + 1);
+    }
   }
 }
 
@@ -125,7 +143,7 @@ void AppendTree(const std::vector<TraceNode>& nodes, int depth, std::string& out
 
 std::string FormatTrace(const Trace& trace) {
   std::string out = absl::StrCat("trace ", trace.id(), "\n");
-  AppendTree(trace.roots(), 1, out);
+  AppendTree(trace.roots(), out);
   return out;
 }
 

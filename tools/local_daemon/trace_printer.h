@@ -15,7 +15,9 @@ namespace xraysink::tools {
 // ended), http method, url and status when present, !error / !fault / !throttle, annotations as
 // key=value in document order, then each recorded exception ("cause: type: message", or
 // "cause: see exception <id>"); an orphan ends with "(orphan: parent <id> not received)".
-// Children are ordered by start time then id, so the output is deterministic.
+// Children are ordered by start time then id, so the output is deterministic. Entities nested
+// more than 64 levels deep are indented as the 64th level and their line starts with
+// "[depth N] " (the roots are at depth 1).
 std::string FormatTrace(const Trace& trace);
 
 }  // namespace xraysink::tools
