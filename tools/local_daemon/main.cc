@@ -1,9 +1,11 @@
 // xray_local: a stand-in for the X-Ray daemon on a developer machine. Listens for segment
 // datagrams on UDP, checks them as the daemon and the service would, and prints every finished
 // trace as a tree. See kUsage.
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -124,6 +126,11 @@ absl::StatusOr<Options> ParseArguments(int argc, char** argv) {
   return options;
 }
 
+// Call right after the failed write, while errno tells why.
+void ReportWriteError(const std::string& file) {
+  std::fprintf(stderr, "xray_local: cannot write %s: %s\n", file.c_str(), std::strerror(errno));
+}
+
 volatile std::sig_atomic_t g_stop = 0;
 UdpListener* g_listener = nullptr;
 
@@ -149,14 +156,15 @@ class LocalDaemon {
         std::fprintf(stderr, "xray_local: %s\n", std::string(datagram.status().message()).c_str());
         return Exit(1);
       }
-      if (datagram->has_value()) Handle(**datagram);
+      if (datagram->has_value() && !Handle(**datagram)) return Exit(1);
     }
     Print(assembler_.TakeAll());
     return Exit(0);
   }
 
  private:
-  void Handle(const std::string& datagram) {
+  // False when the document could not be appended to --jsonl (reported).
+  bool Handle(const std::string& datagram) {
     ++datagrams_;
     absl::StatusOr<xraysink::tools::ReceivedDocument> document =
         xraysink::tools::ParseDatagram(datagram);
@@ -165,13 +173,16 @@ class LocalDaemon {
       std::fprintf(stderr, "xray_local: malformed datagram #%llu (%zu bytes): %s\n",
                    static_cast<unsigned long long>(malformed_), datagram.size(),
                    std::string(document.status().message()).c_str());
-      return;
+      return true;
     }
-    if (jsonl_ != nullptr) {
-      std::fprintf(jsonl_, "%s\n", document->CompactJson().c_str());
-      std::fflush(jsonl_);
+    // Flushed at once, so that a full disk is reported with the document that did not fit.
+    if (jsonl_ != nullptr && (std::fprintf(jsonl_, "%s\n", document->CompactJson().c_str()) < 0 ||
+                              std::fflush(jsonl_) != 0)) {
+      ReportWriteError(options_.jsonl);
+      return false;
     }
     assembler_.Add(*std::move(document), absl::Now());
+    return true;
   }
 
   // Prints `traces`; true when --exit-after-traces is reached.
@@ -239,10 +250,14 @@ int main(int argc, char** argv) {
 
   std::printf("listening on %s:%u\n", options->host.c_str(), (*listener)->port());
   std::fflush(stdout);
-  const int code = LocalDaemon(*options, **listener, jsonl).Run();
+  int code = LocalDaemon(*options, **listener, jsonl).Run();
   // The handlers use the listener, which is about to go.
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  if (jsonl != nullptr) std::fclose(jsonl);
+  // Everything was flushed already, but some file systems (NFS) report errors only on close.
+  if (jsonl != nullptr && std::fclose(jsonl) != 0 && code == 0) {
+    ReportWriteError(options->jsonl);
+    code = 1;
+  }
   return code;
 }

@@ -154,6 +154,17 @@ TEST(XrayLocalTest, PrintsPendingTracesOnSigterm) {
               HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed, 0 pending\n"));
 }
 
+TEST(XrayLocalTest, FailsWhenTheJsonlFileCannotBeWritten) {
+  XrayLocal xray_local({"--address", "127.0.0.1:0", "--exit-after-traces", "1", "--quiet-ms=0",
+                        "--jsonl", "/dev/full"});
+  const uint16_t port = xray_local.Port();
+  ASSERT_NE(port, 0);
+  Send(port, MakeDatagram(Corpus("awsdocs-segment-with-embedded-subsegment.json")));
+
+  EXPECT_EQ(xray_local.Wait(), 1);
+  EXPECT_EQ(xray_local.err(), "xray_local: cannot write /dev/full: No space left on device\n");
+}
+
 TEST(XrayLocalTest, FailsClearlyWhenThePortIsTaken) {
   absl::StatusOr<std::unique_ptr<UdpListener>> taken = UdpListener::Bind("127.0.0.1", 0);
   ASSERT_TRUE(taken.ok()) << taken.status();
