@@ -35,8 +35,8 @@ constexpr char kUsage[] =
                   [--exit-after-traces N] [--stats]
 
 Receives X-Ray segment documents over UDP like the X-Ray daemon and prints each finished trace
-as a tree on stdout. Malformed datagrams are reported on stderr. SIGINT/SIGTERM print the traces
-still pending and exit.
+as a tree on stdout. Malformed datagrams are reported on stderr. SIGINT/SIGTERM read the datagrams
+already received, print the traces still pending and exit.
 
   --address HOST:PORT     where to listen (default 127.0.0.1:2000; port 0 picks a free one).
                           The first line printed is "listening on HOST:PORT".
@@ -158,6 +158,18 @@ class LocalDaemon {
       }
       if (datagram->has_value() && !Handle(**datagram)) return Exit(1);
     }
+    // What was sent before the signal belongs in the pending traces. The deadline only stops a
+    // sender that keeps sending from holding the exit up.
+    const absl::Time drain_deadline = absl::Now() + absl::Seconds(2);
+    while (absl::Now() < drain_deadline) {
+      absl::StatusOr<std::optional<std::string>> datagram = listener_.ReceiveQueued();
+      if (!datagram.ok()) {
+        std::fprintf(stderr, "xray_local: %s\n", std::string(datagram.status().message()).c_str());
+        return Exit(1);
+      }
+      if (!datagram->has_value()) break;
+      if (!Handle(**datagram)) return Exit(1);
+    }
     Print(assembler_.TakeAll());
     return Exit(0);
   }
@@ -197,10 +209,13 @@ class LocalDaemon {
 
   int Exit(int code) {
     if (options_.stats) {
-      std::fprintf(
-          stderr, "xray_local: %llu datagrams, %llu malformed, %llu traces printed, %zu pending\n",
-          static_cast<unsigned long long>(datagrams_), static_cast<unsigned long long>(malformed_),
-          static_cast<unsigned long long>(printed_), assembler_.TraceIds().size());
+      std::fprintf(stderr,
+                   "xray_local: %llu datagrams, %llu malformed, %llu traces printed, %zu pending, "
+                   "%llu dropped by the kernel (receive buffer full)\n",
+                   static_cast<unsigned long long>(datagrams_),
+                   static_cast<unsigned long long>(malformed_),
+                   static_cast<unsigned long long>(printed_), assembler_.TraceIds().size(),
+                   static_cast<unsigned long long>(listener_.dropped()));
     }
     return code;
   }

@@ -29,6 +29,14 @@ class UdpListener {
   // whole. nullopt when the time is up, a signal interrupted the wait, or Wake() was called
   // (before or during the wait); an error only when the socket fails.
   absl::StatusOr<std::optional<std::string>> Receive(absl::Duration timeout);
+  // A datagram already queued, without waiting (nullopt when there is none); Wake() does not
+  // stop it. To drain the socket at shutdown.
+  absl::StatusOr<std::optional<std::string>> ReceiveQueued();
+
+  // Datagrams the kernel dropped for this socket, nearly all because its receive buffer was
+  // full. The kernel tells with each datagram it queues, so drops after the last datagram
+  // received are not counted yet.
+  uint64_t dropped() const { return dropped_; }
 
   // Makes the current or next Receive return nullopt. Async-signal-safe.
   void Wake();
@@ -42,6 +50,7 @@ class UdpListener {
   const int wake_write_;
   const uint16_t port_;
   std::string buffer_;
+  uint64_t dropped_ = 0;
 };
 
 }  // namespace xraysink::tools

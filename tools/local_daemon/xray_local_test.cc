@@ -17,6 +17,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rapidjson/document.h"
@@ -59,6 +61,30 @@ void Send(uint16_t port, const std::string& datagram) {
   close(fd);
 }
 
+// The kernel's count of datagrams dropped for the socket bound to 127.0.0.1:`port`, from
+// /proc/net/udp; -1 when it is not listed.
+int64_t KernelDrops(uint16_t port) {
+  std::ifstream udp("/proc/net/udp");
+  const std::string local_address = absl::StrFormat("0100007F:%04X", port);
+  for (std::string line; std::getline(udp, line);) {
+    const std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    int64_t drops = 0;
+    if (fields.size() > 2 && fields[1] == local_address &&
+        absl::SimpleAtoi(fields.back(), &drops)) {
+      return drops;
+    }
+  }
+  return -1;
+}
+
+size_t Count(const std::string& text, const std::string& part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
 // xray_local as a child process, each wait on it bounded by kTimeout.
 class XrayLocal {
  public:
@@ -84,6 +110,10 @@ class XrayLocal {
       return 0;
     }
     return static_cast<uint16_t>(port);
+  }
+  // Waits until `done(out, err)` holds.
+  bool Await(const testing::ChildProcess::OutputPredicate& done) {
+    return process_.WaitFor(done, absl::Now() + kTimeout);
   }
   // Waits until stderr contains `text`.
   bool AwaitStderr(const std::string& text) {
@@ -151,7 +181,59 @@ TEST(XrayLocalTest, PrintsPendingTracesOnSigterm) {
   EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
                                           "  example.com (segment) in progress\n"));
   EXPECT_THAT(xray_local.err(),
-              HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed, 0 pending\n"));
+              HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed, 0 pending, "
+                        "0 dropped by the kernel (receive buffer full)\n"));
+}
+
+TEST(XrayLocalTest, ReadsWhatWasAlreadyReceivedOnSigterm) {
+  XrayLocal xray_local({"--address", "127.0.0.1:0", "--quiet-ms", "600000", "--stats"});
+  const uint16_t port = xray_local.Port();
+  ASSERT_NE(port, 0);
+  // Stopped, it cannot read them before the signal is handled; they wait in the socket.
+  xray_local.Signal(SIGSTOP);
+  for (int i = 0; i < 5; ++i) Send(port, "not a datagram");
+  Send(port, MakeDatagram(Corpus("awsdocs-in-progress-segment.json")));
+  xray_local.Signal(SIGTERM);
+  xray_local.Signal(SIGCONT);
+
+  ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
+  EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
+                                          "  example.com (segment) in progress\n"));
+  EXPECT_THAT(xray_local.err(),
+              HasSubstr("xray_local: 6 datagrams, 5 malformed, 1 traces printed, 0 pending, "
+                        "0 dropped by the kernel (receive buffer full)\n"));
+}
+
+TEST(XrayLocalTest, CountsDatagramsTheKernelDropped) {
+  XrayLocal xray_local({"--address", "127.0.0.1:0", "--stats"});
+  const uint16_t port = xray_local.Port();
+  ASSERT_NE(port, 0);
+  // More than the receive buffer holds (at most 16 MiB: xray_local asks for 8, the kernel
+  // doubles it), sent while xray_local cannot read.
+  constexpr int kSent = 400;
+  xray_local.Signal(SIGSTOP);
+  for (int i = 0; i < kSent; ++i) Send(port, std::string(64000, 'x'));
+  xray_local.Signal(SIGCONT);
+  // Until every datagram is accounted for: read by xray_local, or dropped by the kernel.
+  int64_t dropped = -1;
+  ASSERT_TRUE(xray_local.Await([&](const std::string&, const std::string& err) {
+    dropped = KernelDrops(port);
+    return static_cast<int64_t>(Count(err, "malformed datagram #")) + dropped == kSent;
+  })) << "dropped "
+      << dropped << "\n"
+      << xray_local.err();
+  ASSERT_GT(dropped, 0);
+  // The kernel reports the count with the next datagram it queues.
+  Send(port, "marker");
+  ASSERT_TRUE(xray_local.AwaitStderr("(6 bytes)")) << xray_local.err();
+  xray_local.Signal(SIGTERM);
+
+  ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
+  const int64_t received = kSent - dropped + 1;
+  EXPECT_THAT(xray_local.err(),
+              HasSubstr(absl::StrCat("xray_local: ", received, " datagrams, ", received,
+                                     " malformed, 0 traces printed, 0 pending, ", dropped,
+                                     " dropped by the kernel (receive buffer full)\n")));
 }
 
 TEST(XrayLocalTest, FailsWhenTheJsonlFileCannotBeWritten) {
