@@ -36,7 +36,7 @@ constexpr char kUsage[] =
 
 Receives X-Ray segment documents over UDP like the X-Ray daemon and prints each finished trace
 as a tree on stdout. Malformed datagrams are reported on stderr. SIGINT/SIGTERM read the datagrams
-already received, print the traces still pending and exit.
+already received (a second signal stops that), print the traces still pending and exit.
 
   --address HOST:PORT     where to listen (default 127.0.0.1:2000; port 0 picks a free one).
                           The first line printed is "listening on HOST:PORT".
@@ -131,11 +131,12 @@ void ReportWriteError(const std::string& file) {
   std::fprintf(stderr, "xray_local: cannot write %s: %s\n", file.c_str(), std::strerror(errno));
 }
 
+// Stop signals received, up to 2: the first stops receiving, the second the final reading.
 volatile std::sig_atomic_t g_stop = 0;
 UdpListener* g_listener = nullptr;
 
 void OnStopSignal(int) {
-  g_stop = 1;
+  if (g_stop < 2) g_stop = g_stop + 1;
   g_listener->Wake();
 }
 
@@ -158,10 +159,10 @@ class LocalDaemon {
       }
       if (datagram->has_value() && !Handle(**datagram)) return Exit(1);
     }
-    // What was sent before the signal belongs in the pending traces. The deadline only stops a
-    // sender that keeps sending from holding the exit up.
-    const absl::Time drain_deadline = absl::Now() + absl::Seconds(2);
-    while (absl::Now() < drain_deadline) {
+    // What was sent before the signal belongs in the pending traces, however long it takes to
+    // handle (a deep trace is slow). A sender that keeps sending could keep this going: a second
+    // signal ends it.
+    while (g_stop < 2) {
       absl::StatusOr<std::optional<std::string>> datagram = listener_.ReceiveQueued();
       if (!datagram.ok()) {
         std::fprintf(stderr, "xray_local: %s\n", std::string(datagram.status().message()).c_str());
@@ -259,7 +260,10 @@ int main(int argc, char** argv) {
   g_listener = listener->get();
   struct sigaction action {};
   action.sa_handler = OnStopSignal;
+  // One handler at a time, so that a SIGINT during a SIGTERM's handler is still counted.
   sigemptyset(&action.sa_mask);
+  sigaddset(&action.sa_mask, SIGINT);
+  sigaddset(&action.sa_mask, SIGTERM);
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 
