@@ -134,8 +134,9 @@ void RequestTracer::BeginFromHeader(core::Recorder& recorder, const IncomingRequ
                                     bool name_from_host, TracedRequest& traced) const {
   core::BeginSegmentOptions options;
   const bool caller_asked = ContinueFromHeader(request.trace_header, options);
-  if (!options.sampling)
+  if (!options.sampling) {
     options.sampling = recorder.Sample(SamplingRequestFor(request, host, name));
+  }
   // Unsampled: deferred as above. A caller's extra header keys, rare, take the ordinary path.
   if (!options.sampling->sampled && options.propagated_header_keys.empty()) {
     traced.BeginDeferred(recorder,
@@ -159,18 +160,27 @@ void TracedRequest::BeginDeferred(core::Recorder& recorder, const core::TraceId&
     name_ = name;
   }
   context_.Defer(this);
+  SetResponseHeader(trace_id_, caller_asked, /*sampled=*/false);
+}
+
+void TracedRequest::SetResponseHeader(const core::TraceId& trace_id, bool caller_asked,
+                                      bool sampled) {
   // Fixed sizes: copies of a few words, no calls.
-  static constexpr std::string_view kRoot = "Root=", kUnsampled = ";Sampled=0";
-  static_assert(kRoot.size() + core::TraceId::kLength + kUnsampled.size() <=
+  static constexpr std::string_view kRoot = "Root=", kSampled = ";Sampled=1",
+                                    kUnsampled = ";Sampled=0";
+  static_assert(kRoot.size() + core::TraceId::kLength + kSampled.size() <=
                 std::tuple_size_v<decltype(response_header_)>);
-  if (trace_id_.empty()) return;  // never: generated, or a caller's valid Root
+  static_assert(kSampled.size() == kUnsampled.size());
+  response_header_size_ = 0;
+  if (trace_id.empty()) return;  // never: generated, or a caller's valid Root
   char* out = response_header_.data();
   std::memcpy(out, kRoot.data(), kRoot.size());
-  std::memcpy(out + kRoot.size(), trace_id_.view().data(), core::TraceId::kLength);
+  std::memcpy(out + kRoot.size(), trace_id.view().data(), core::TraceId::kLength);
   response_header_size_ = kRoot.size() + core::TraceId::kLength;
   if (caller_asked) {
-    std::memcpy(out + response_header_size_, kUnsampled.data(), kUnsampled.size());
-    response_header_size_ += kUnsampled.size();
+    std::memcpy(out + response_header_size_, (sampled ? kSampled : kUnsampled).data(),
+                kSampled.size());
+    response_header_size_ += kSampled.size();
   }
 }
 
@@ -199,16 +209,8 @@ void RequestTracer::BeginRecorded(core::Recorder& recorder, const IncomingReques
     }
   }
 
-  traced.AppendResponseHeader("Root=");
-  traced.AppendResponseHeader(segment->trace_id().view());
-  if (caller_asked) traced.AppendResponseHeader(segment->sampled() ? ";Sampled=1" : ";Sampled=0");
+  traced.SetResponseHeader(segment->trace_id(), caller_asked, segment->sampled());
   traced.context_.Reset(std::move(segment));
-}
-
-void TracedRequest::AppendResponseHeader(std::string_view text) {
-  const size_t size = std::min(text.size(), response_header_.size() - response_header_size_);
-  std::memcpy(response_header_.data() + response_header_size_, text.data(), size);
-  response_header_size_ += size;
 }
 
 TracedRequest::TracedRequest(TracedRequest&& other) noexcept

@@ -79,7 +79,8 @@ class TracedRequest : private core::SegmentBuilder {
   // The segment whose end is still to record, or null (none, ended, or deferred: then never).
   core::Segment* Unfinished();
   void End();
-  void AppendResponseHeader(std::string_view text);  // cut at the buffer's size
+  // "Root=<trace id>", and ";Sampled=1|0" when the caller asked with Sampled=?.
+  void SetResponseHeader(const core::TraceId& trace_id, bool caller_asked, bool sampled);
   // An unsampled request: its segment is made only if the handler's flow asks for it.
   void BeginDeferred(core::Recorder& recorder, const core::TraceId& trace_id,
                      core::EntityId parent_id, std::string_view name, bool name_from_host,
