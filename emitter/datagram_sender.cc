@@ -112,17 +112,13 @@ class DatagramSender::State {
     wake_.notify_one();
   }
 
-  // Once the sender thread has stopped: counts what it left in the queue as dropped.
+  // Once the sender thread has stopped: counts what it left in the queue as dropped. The end is
+  // marked first, so that a push landing after this drop drops itself (see PushItem).
   void DropLeftovers() {
-    DropQueued();
-    ReleaseRetired(kRetiredCapacity);
-  }
-
-  // After the sender thread is joined, before the leftovers are dropped: a push that lands later
-  // drops itself (see PushItem).
-  void End() {
     ended_.store(true, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
+    DropQueued();
+    ReleaseRetired(kRetiredCapacity);
   }
 
   Stats stats() const {
@@ -245,9 +241,9 @@ class DatagramSender::State {
       return false;
     }
     // A producer that passed the closed_ check as Close() ran may push after Close() emptied
-    // the queue, where nothing would ever send or count the item. Pairs with End(): the push
-    // and this load are seq_cst, End()'s store is followed by a seq_cst fence, so either the
-    // leftovers' drop sees the item or we see the end here.
+    // the queue, where nothing would ever send or count the item. Pairs with DropLeftovers():
+    // the push and this load are seq_cst, its store of the end is followed by a seq_cst fence,
+    // so either its drop sees the item or we see the end here.
     if (ended_.load(std::memory_order_seq_cst)) {
       DropQueued();
       return false;
@@ -428,7 +424,7 @@ class DatagramSender::State {
   std::atomic<Rest> rest_{Rest::kAwake};
   std::atomic<uint64_t> dropped_queue_full_{0};
   std::atomic<bool> closed_{false};
-  std::atomic<bool> ended_{false};  // the sender thread is gone (see End)
+  std::atomic<bool> ended_{false};  // the sender thread is gone (see DropLeftovers)
   std::atomic<uint64_t> dropped_closed_{0};
   // Whether the backlog was above caller_serializes_above_ when last measured (by a producer,
   // every kBacklogCheckInterval pushes); cleared by the sender thread when it empties the queue.
@@ -526,7 +522,6 @@ void DatagramSender::Close() {
   state_->Flush(absl::Now() + shutdown_flush_timeout_);
   state_->Stop();
   thread_.join();
-  state_->End();
   state_->DropLeftovers();
   state_->CloseSocket();
 }
