@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -29,8 +30,11 @@ namespace {
 constexpr size_t kMaxQueueCapacity = size_t{1} << 24;
 // Datagrams per sendmmsg call, and about how many the sender gathers before sending.
 constexpr size_t kBatch = 64;
-// How long the sender waits for room in a full socket buffer before dropping a datagram.
-constexpr int kWaitForRoomMs = 50;
+// How long the sender waits, in all per batch, for room in a full socket buffer; once that is
+// spent, what the socket still refuses is dropped without waiting (counted as would_block): a
+// socket that stays full costs each batch 50 ms at most, not 50 ms per datagram, so a Close()
+// outlasts its shutdown_flush_timeout by one such wait at most.
+constexpr auto kWaitForRoomPerBatch = std::chrono::milliseconds(50);
 // Sent items waiting for a producer to let go of them (see State::Retire).
 constexpr size_t kRetiredCapacity = 1024;
 // Sent datagrams the sender thread keeps to serialize the next ones into: at most a batch of
@@ -364,6 +368,8 @@ class DatagramSender::State {
     std::array<iovec, kBatch> vectors;
     size_t next = 0;
     bool waited_for_room = false;  // for datagrams[next]
+    // Set at the first full socket buffer: when this batch's waiting for room ends.
+    std::optional<std::chrono::steady_clock::time_point> stop_waiting;
     while (next < datagrams.size()) {
       const size_t count = std::min(datagrams.size() - next, kBatch);
       for (size_t i = 0; i < count; ++i) {
@@ -384,10 +390,8 @@ class DatagramSender::State {
       // sendmmsg reports the error of the first datagram it could not send: datagrams[next].
       const int error = errno;
       if (error == EINTR) continue;
-      if (error == EAGAIN && !waited_for_room) {
+      if (error == EAGAIN && !waited_for_room && WaitForRoom(stop_waiting)) {
         waited_for_room = true;
-        pollfd writable{fd_, POLLOUT, 0};
-        poll(&writable, 1, kWaitForRoomMs);
         continue;
       }
       ++counts.send_errors;
@@ -407,6 +411,19 @@ class DatagramSender::State {
       ++next;
       waited_for_room = false;
     }
+  }
+
+  // Waits until the socket has room or the batch's time for waiting is spent; false when it was
+  // spent already.
+  bool WaitForRoom(std::optional<std::chrono::steady_clock::time_point>& stop_waiting) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (!stop_waiting) stop_waiting = now + kWaitForRoomPerBatch;
+    if (now >= *stop_waiting) return false;
+    pollfd writable{fd_, POLLOUT, 0};
+    // Rounded up: poll's 0 would not wait at all.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*stop_waiting - now);
+    poll(&writable, 1, static_cast<int>(left.count()));
+    return true;
   }
 
   int fd_;  // -1 once closed; used by the sender thread only while it runs
@@ -448,8 +465,9 @@ class DatagramSender::State {
   Stats stats_;                       // the sender thread's counters
 };
 
-absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const core::Endpoint& udp,
-                                                                       Options options) {
+namespace {
+
+absl::Status CheckOptions(const DatagramSender::Options& options) {
   if (options.queue_capacity < 2 || options.queue_capacity > kMaxQueueCapacity) {
     return absl::InvalidArgumentError(absl::StrCat(
         "emitter queue capacity must be 2..", kMaxQueueCapacity, ", not ", options.queue_capacity));
@@ -464,6 +482,14 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
                                                      absl::FormatDuration(value)));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const core::Endpoint& udp,
+                                                                       Options options) {
+  if (absl::Status checked = CheckOptions(options); !checked.ok()) return checked;
   if (udp.host.empty() || udp.port == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("X-Ray daemon UDP address '", udp.ToString(), "' needs a host and a port"));
@@ -493,6 +519,15 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
     return absl::UnavailableError(
         absl::StrCat("cannot connect a UDP socket to '", udp.ToString(), "': ", ErrnoText(error)));
   }
+  return Adopt(fd, options);
+}
+
+absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Adopt(int fd, Options options) {
+  if (absl::Status checked = CheckOptions(options); !checked.ok()) {
+    close(fd);
+    return checked;
+  }
+  // From here the state owns the socket.
   std::unique_ptr<DatagramSender> sender(
       new DatagramSender(std::make_shared<State>(fd, options), options.shutdown_flush_timeout));
   try {

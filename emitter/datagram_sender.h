@@ -90,6 +90,10 @@ class DatagramSender {
   // endpoint, a host that does not resolve, bad options, no socket or thread available.
   static absl::StatusOr<std::unique_ptr<DatagramSender>> Create(const core::Endpoint& udp,
                                                                 Options options = {});
+  // Sends on `fd`, a connected non-blocking datagram socket made elsewhere (in tests, a
+  // socketpair whose reader can be made to fall behind), which it owns from the call on (closed
+  // on error too). Errors: bad options, no thread available.
+  static absl::StatusOr<std::unique_ptr<DatagramSender>> Adopt(int fd, Options options = {});
   // Close().
   ~DatagramSender();
   DatagramSender(const DatagramSender&) = delete;

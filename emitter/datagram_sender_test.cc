@@ -1,8 +1,11 @@
 #include "emitter/datagram_sender.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -297,6 +300,34 @@ TEST(DatagramSenderTest, CloseCountsWhatItCouldNotSendInTime) {
   const DatagramSender::Stats stats = sender->stats();
   EXPECT_EQ(stats.sent, 0u);
   EXPECT_EQ(stats.dropped_closed, 3u);
+}
+
+// A socket that stays full (the daemon's host drops nothing, but its buffer never empties): each
+// batch waits for room once, not once per datagram, so Close() keeps to its timeout. Loopback UDP
+// never fills a sender's buffer; a datagram socketpair whose reader never reads does.
+TEST(DatagramSenderTest, ASocketThatStaysFullDoesNotHoldCloseUp) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  const int reader = fds[1];
+  while (send(fds[0], "x", 1, 0) == 1) {
+  }
+  ASSERT_EQ(errno, EAGAIN);
+  DatagramSender::Options options = Paused();
+  options.shutdown_flush_timeout = absl::Milliseconds(100);
+  absl::StatusOr<std::unique_ptr<DatagramSender>> sender = DatagramSender::Adopt(fds[0], options);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  constexpr int kDatagrams = 200;  // a few batches
+  for (int i = 0; i < kDatagrams; ++i) ASSERT_TRUE((*sender)->Enqueue("refused"));
+  (*sender)->Resume();
+  // Waiting 50 ms per datagram, the first batch alone took 3.2 s.
+  std::future<void> closed = std::async(std::launch::async, [&] { (*sender)->Close(); });
+  ASSERT_EQ(closed.wait_for(std::chrono::seconds(1)), std::future_status::ready);
+  const DatagramSender::Stats stats = (*sender)->stats();
+  EXPECT_EQ(stats.sent, 0u);
+  EXPECT_GT(stats.would_block, 0u);
+  EXPECT_EQ(stats.would_block, stats.send_errors);
+  EXPECT_EQ(stats.would_block + stats.dropped_closed, static_cast<uint64_t>(kDatagrams));
+  close(reader);
 }
 
 TEST(DatagramSenderTest, NothingListeningCostsOnlyCountedErrors) {
