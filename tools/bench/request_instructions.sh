@@ -5,21 +5,23 @@
 # per request shows. Only the server's user-space work is counted (not the kernel's).
 #
 #   tools/bench/request_instructions.sh [--framework beast|httplib] [--sampling none|default|all]
-#                                       [--requests N]
+#                                       [--requests N] [--keep DIR]
 #
 # Each server runs under callgrind, takes N requests of warm-up from http_load (4 keep-alive
 # connections), then N more with the counters zeroed before and dumped after
 # (callgrind_control): the figures are those N requests' alone, start-up and exit left out. The
 # traced server sends to a UDP sink (http_load --udp-sink). Needs valgrind (on every machine of
 # this project's kind; apt-get install valgrind otherwise). Slow: about 50x the server's normal
-# time per request.
+# time per request. --keep DIR leaves the two dumps there (untraced.out, traced.out) for
+# callgrind_annotate: `callgrind_annotate --inclusive=no DIR/traced.out` says where they go.
 set -euo pipefail
 
 framework=beast
 sampling=none
 requests=20000
+keep=""
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -28,6 +30,7 @@ while (($#)); do
     --framework) framework="$2" ;;
     --sampling) sampling="$2" ;;
     --requests) requests="$2" ;;
+    --keep) keep="$2" ;;
     *) usage ;;
   esac
   shift 2
@@ -39,6 +42,10 @@ bad() {
 [[ "$framework" == beast || "$framework" == httplib ]] || bad --framework "$framework" "beast or httplib"
 [[ "$sampling" =~ ^(all|default|none)$ ]] || bad --sampling "$sampling" "all, default or none"
 [[ "$requests" =~ ^[1-9][0-9]*$ ]] || bad --requests "$requests" "an integer >= 1"
+if [[ -n "$keep" ]]; then
+  mkdir -p "$keep" || bad --keep "$keep" "a directory it can create"
+  keep="$(cd "$keep" && pwd)"
+fi
 for tool in valgrind callgrind_control; do
   command -v "$tool" >/dev/null || {
     echo "request_instructions: $tool not found (apt-get install valgrind)" >&2
@@ -97,6 +104,11 @@ measure() {
     /^events:/ { for (i = 2; i <= NF; ++i) column[$i] = i - 1 }
     /^summary:/ { printf "%.0f %.1f\n", $(column["Ir"] + 1) / n, $(column["I1mr"] + 1) / n }
   ' "$dump"
+  if [[ -n "$keep" ]]; then
+    local name=untraced
+    ((traced)) && name=traced
+    cp "$dump" "$keep/$name.out"
+  fi
   rm -f "$work"/cg.*
 }
 
