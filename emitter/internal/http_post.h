@@ -1,6 +1,8 @@
 #ifndef XRAYSINK_EMITTER_INTERNAL_HTTP_POST_H_
 #define XRAYSINK_EMITTER_INTERNAL_HTTP_POST_H_
 
+#include <netdb.h>
+
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -23,18 +25,26 @@ struct HttpLimits {
   size_t max_body_bytes = 1 << 20;
 };
 
+// getaddrinfo's signature: how PostJson resolves a name (tests stand in a resolver that hangs).
+using ResolveFunction = int (*)(const char* host, const char* service, const addrinfo* hints,
+                                addrinfo** found);
+
 // One HTTP/1.1 POST of a JSON `body` to `path` at `endpoint`, on a connection of its own
 // (`Connection: close`), for the sampling API: a daemon's answer is parsed here, within `limits`,
 // rather than by cpp-httplib 0.11.4, whose status-line regex recurses once per character (a
 // long status line from whatever answers at the daemon's address overflowed the thread's stack).
-// Bounded as a whole by `deadline` (connecting, sending, and the whole answer however slowly it
-// comes; the name's resolution, by getaddrinfo, cannot be) and ended early, Cancelled, once
-// `cancel_fd` (-1: none) is readable. Never raises SIGPIPE. Bodies may be sized by
+// Bounded as a whole by `deadline` (resolving a name, connecting, sending, and the whole answer
+// however slowly it comes) and ended early, Cancelled, once `cancel_fd` (-1: none) is readable.
+// A name (not an address) is resolved on a thread of its own, which a call that gives up leaves
+// to finish by itself: getaddrinfo cannot be interrupted, and a resolver that does not answer
+// would otherwise hold the sampling poller, and the host's shutdown that stops it, for as long
+// as its retries take. Never raises SIGPIPE. Bodies may be sized by
 // Content-Length, chunked, or end with the connection.
 absl::StatusOr<HttpAnswer> PostJson(const core::Endpoint& endpoint, std::string_view path,
                                     std::string_view body,
                                     std::chrono::steady_clock::time_point deadline, int cancel_fd,
-                                    const HttpLimits& limits = HttpLimits());
+                                    const HttpLimits& limits = HttpLimits(),
+                                    ResolveFunction resolve = &getaddrinfo);
 
 }  // namespace xraysink::emitter::internal
 

@@ -1,0 +1,118 @@
+#include "emitter/internal/http_post.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace xraysink::emitter::internal {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A resolver that does not answer until the test lets it (a DNS server that is down: glibc then
+// waits out its timeouts, attempts and servers), and answers addresses at once, as glibc does.
+std::mutex hang_mu;
+std::condition_variable hang_released;
+bool released = false;
+
+int HangingResolve(const char* host, const char* service, const addrinfo* hints, addrinfo** found) {
+  if ((hints->ai_flags & AI_NUMERICHOST) != 0) return EAI_NONAME;
+  std::unique_lock lock(hang_mu);
+  hang_released.wait(lock, [] { return released; });
+  return getaddrinfo(host, service, hints, found);
+}
+
+void ReleaseResolver() {
+  std::lock_guard lock(hang_mu);
+  released = true;
+  hang_released.notify_all();
+}
+
+// Calls PostJson on a thread of its own; fails the test (and lets the resolver go, so the call
+// can end) when it has not returned within a few seconds.
+absl::StatusOr<HttpAnswer> PostWithHangingResolver(Clock::time_point deadline, int cancel_fd) {
+  auto call = std::async(std::launch::async, [&] {
+    return PostJson({"daemon.invalid", 2000}, "/GetSamplingRules", "{}", deadline, cancel_fd,
+                    HttpLimits(), &HangingResolve);
+  });
+  if (call.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    ADD_FAILURE() << "PostJson waited for the resolver past its deadline";
+    ReleaseResolver();
+  }
+  return call.get();
+}
+
+TEST(HttpPostTest, AResolverThatDoesNotAnswerEndsAtTheDeadline) {
+  const absl::StatusOr<HttpAnswer> answer =
+      PostWithHangingResolver(Clock::now() + std::chrono::milliseconds(200), -1);
+  EXPECT_EQ(answer.status().code(), absl::StatusCode::kDeadlineExceeded) << answer.status();
+  EXPECT_NE(answer.status().message().find("resolving"), std::string::npos) << answer.status();
+}
+
+TEST(HttpPostTest, AResolverThatDoesNotAnswerIsCancelled) {
+  const int cancel = eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(cancel, 0);
+  std::thread canceller([cancel] {
+    const uint64_t one = 1;
+    ASSERT_EQ(write(cancel, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+  });
+  const absl::StatusOr<HttpAnswer> answer =
+      PostWithHangingResolver(Clock::now() + std::chrono::hours(1), cancel);
+  canceller.join();
+  EXPECT_EQ(answer.status().code(), absl::StatusCode::kCancelled) << answer.status();
+  close(cancel);
+}
+
+// A name that resolves (through the resolver thread) is connected to and answered.
+TEST(HttpPostTest, ANameIsResolvedAndAnswered) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  std::thread server([listener] {
+    const int connection = accept(listener, nullptr, nullptr);
+    if (connection < 0) return;
+    std::string request;
+    char buffer[4096];
+    while (request.find("\r\n\r\n{}") == std::string::npos) {
+      const ssize_t got = recv(connection, buffer, sizeof(buffer), 0);
+      if (got <= 0) break;
+      request.append(buffer, static_cast<size_t>(got));
+    }
+    constexpr char kAnswer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    send(connection, kAnswer, sizeof(kAnswer) - 1, MSG_NOSIGNAL);
+    close(connection);
+  });
+  const absl::StatusOr<HttpAnswer> answer =
+      PostJson({"localhost", ntohs(address.sin_port)}, "/SamplingTargets", "{}",
+               Clock::now() + std::chrono::seconds(10), -1);
+  server.join();
+  close(listener);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(answer->body, "ok");
+}
+
+// Let the abandoned resolutions finish before the process ends.
+class ReleaseResolverAtExit : public ::testing::Environment {
+ public:
+  void TearDown() override { ReleaseResolver(); }
+};
+const auto* const release_at_exit = ::testing::AddGlobalTestEnvironment(new ReleaseResolverAtExit);
+
+}  // namespace
+}  // namespace xraysink::emitter::internal
