@@ -235,6 +235,16 @@ TEST(BenchToolsTest, ServerCpuGivesMedians) {
   EXPECT_THAT(cpu.out(), Not(HasSubstr("nan"))) << cpu.out();
 }
 
+// And open loop, at a fixed pace for both servers.
+TEST(BenchToolsTest, ServerCpuTakesARate) {
+  ChildProcess cpu({"/bin/bash", Tool("server_cpu.sh"), "--rounds", "1", "--duration-s", "0.2",
+                    "--rate", "2000"},
+                   ScriptEnvironment());
+  ASSERT_EQ(cpu.Wait(absl::Now() + 4 * kStepTimeout), 0) << cpu.err();
+  EXPECT_THAT(cpu.err(), HasSubstr("2000 requests/s")) << cpu.err();
+  EXPECT_THAT(cpu.out(), HasSubstr("median of 1 pairs: serving threads ")) << cpu.out();
+}
+
 // request_instructions.sh counts for real, briefly: both servers' counts per request, and what
 // tracing adds. valgrind cannot run the sanitizer builds' binaries, so those only check the
 // arguments (below).
@@ -243,9 +253,14 @@ TEST(BenchToolsTest, RequestInstructionsCountsBothServers) {
   GTEST_SKIP() << "valgrind does not run sanitized binaries";
 #endif
   if (std::system("command -v valgrind >/dev/null") != 0) GTEST_SKIP() << "no valgrind here";
-  ChildProcess count({"/bin/bash", Tool("request_instructions.sh"), "--requests", "300"},
-                     ScriptEnvironment());
+  const std::string kept = ::testing::TempDir() + "/request_instructions_dumps";
+  ChildProcess count(
+      {"/bin/bash", Tool("request_instructions.sh"), "--requests", "300", "--keep", kept},
+      ScriptEnvironment());
   ASSERT_EQ(count.Wait(absl::Now() + 4 * kStepTimeout), 0) << count.err();
+  for (const char* dump : {"/untraced.out", "/traced.out"}) {
+    EXPECT_TRUE(std::filesystem::exists(kept + dump)) << kept << dump;
+  }
   for (const std::string row : {"untraced:", "traced:"}) {
     const std::vector<double> numbers = RowOf(count.out(), row);
     ASSERT_FALSE(numbers.empty()) << count.out();
@@ -262,6 +277,7 @@ TEST(BenchToolsTest, ScriptsRejectBadArguments) {
   ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"},
                  "bad --baseline 'nothing'");
   ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--fast", "1"}, "tools/bench/server_cpu.sh");
+  ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--rate", "fast"}, "bad --rate 'fast'");
   ExpectRejected({"/bin/bash", Tool("request_instructions.sh"), "--requests", "many"},
                  "bad --requests 'many'");
   ExpectRejected({"/bin/bash", Tool("request_instructions.sh"), "--framework", "nginx"},

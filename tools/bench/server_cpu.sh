@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # CPU per request: what the middleware costs the threads that serve requests, the emitter's
 # thread, and the stand-in daemon that receives the segments, for a hello-world server
-# (http_hello) under http_load's closed-loop load on loopback. Steadier than requests/s on a
+# (http_hello) under http_load's load on loopback. Steadier than requests/s on a
 # shared VM: it does not depend on how the load generator, the sink and the server share the
 # cores.
 #
 #   tools/bench/server_cpu.sh [--framework beast|httplib] [--sampling all|default|none]
 #                             [--baseline untraced|none] [--rounds R] [--duration-s D]
+#                             [--rate RPS]
 #
 # Two servers run side by side, each sending to a UDP sink of its own: the baseline (untraced,
 # or traced with no request sampled) and the traced one at --sampling. The load alternates
 # between them: R rounds of a D-second slice on each, the baseline first in odd rounds and the
 # traced one in even. Per slice, from /proc/PID/task/*/schedstat (ns on the CPU): the serving
 # threads (named http_hello), the emitter's (xraysink-send) and the sink's, per request; and
-# requests/s. Prints each pair and the medians of the pairs.
+# requests/s. Prints each pair and the medians of the pairs. --rate RPS: open loop at RPS requests
+# a second, below saturation: both servers take requests at the same pace, and the cost is that
+# of a server at a load a service runs at. Default: closed loop (each as fast as it can).
 set -euo pipefail
 
 framework=beast
@@ -21,8 +24,9 @@ sampling=default
 baseline=untraced
 rounds=6
 duration_s=2
+rate=""
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 while (($#)); do
@@ -33,6 +37,7 @@ while (($#)); do
     --baseline) baseline="$2" ;;
     --rounds) rounds="$2" ;;
     --duration-s) duration_s="$2" ;;
+    --rate) rate="$2" ;;
     *) usage ;;
   esac
   shift 2
@@ -46,6 +51,7 @@ bad() {
 [[ "$baseline" == untraced || "$baseline" == none ]] || bad --baseline "$baseline" "untraced or none"
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || bad --rounds "$rounds" "an integer >= 1"
 [[ "$duration_s" =~ ^[0-9]+(\.[0-9]+)?$ ]] || bad --duration-s "$duration_s" "seconds"
+[[ -z "$rate" || "$rate" =~ ^[1-9][0-9]*$ ]] || bad --rate "$rate" "requests a second, an integer >= 1"
 
 cd "$(dirname "$0")/../.."
 # shellcheck source=tools/bench/servers.sh
@@ -95,11 +101,11 @@ slice() {
   local pid_var="$1_pid" port_var="$1_port" sink_var="$1_sink_pid" before after sink_before
   local load requests seconds
   "$work/http_load" --url "http://127.0.0.1:${!port_var}/hello" --connections 16 \
-    --duration-s 0.3 --warmup-s 0 >/dev/null
+    --duration-s 0.3 --warmup-s 0 ${rate:+--rate "$rate"} >/dev/null
   read -r -a before <<<"$(cpu "${!pid_var}")"
   sink_before="$(sink_cpu "${!sink_var}")"
   load="$("$work/http_load" --url "http://127.0.0.1:${!port_var}/hello" --connections 16 \
-    --duration-s "$duration_s" --warmup-s 0)"
+    --duration-s "$duration_s" --warmup-s 0 ${rate:+--rate "$rate"})"
   read -r -a after <<<"$(cpu "${!pid_var}")"
   requests="$(sed -nE 's/.*"requests":([0-9]+).*/\1/p' <<<"$load")"
   seconds="$(sed -nE 's/.*"seconds":([0-9.]+).*/\1/p' <<<"$load")"
@@ -122,7 +128,8 @@ fi
 start traced "$work/http_hello" --framework "$framework" --traced 1 --port 0 \
   --daemon "127.0.0.1:$traced_sink_port" --sampling "$sampling" || exit 1
 
-echo "$framework: $baseline vs traced at --sampling $sampling, $rounds rounds of ${duration_s}s" >&2
+echo "$framework: $baseline vs traced at --sampling $sampling, $rounds rounds of ${duration_s}s," \
+  "${rate:-closed loop}${rate:+ requests/s}" >&2
 for ((round = 1; round <= rounds; ++round)); do
   if ((round % 2)); then
     base="$(slice base)"
