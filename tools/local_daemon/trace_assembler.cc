@@ -11,15 +11,7 @@ void TraceAssembler::Add(ReceivedDocument document, absl::Time now) {
   Pending& pending = it->second;
   if (inserted) pending.sequence = next_sequence_++;
   pending.last_arrival = now;
-  auto same =
-      std::find_if(pending.documents.begin(), pending.documents.end(),
-                   [&](const ReceivedDocument& old) { return old.entity().id == entity.id; });
-  if (same == pending.documents.end()) {
-    pending.documents.push_back(std::move(document));
-  } else if (entity.ended() || !same->entity().ended()) {
-    *same = std::move(document);
-  }
-  pending.complete = Trace(it->first, pending.documents).complete();
+  pending.documents.Add(std::move(document));
 }
 
 std::vector<std::string> TraceAssembler::TraceIds() const {
@@ -34,7 +26,12 @@ std::vector<std::string> TraceAssembler::TraceIds() const {
 std::optional<Trace> TraceAssembler::Get(std::string_view trace_id) const {
   const auto it = traces_.find(trace_id);
   if (it == traces_.end()) return std::nullopt;
-  return Trace(it->first, it->second.documents);
+  return Trace(it->first, it->second.documents.documents());
+}
+
+bool TraceAssembler::IsComplete(std::string_view trace_id) const {
+  const auto it = traces_.find(trace_id);
+  return it != traces_.end() && it->second.documents.complete();
 }
 
 bool TraceAssembler::IsFinished(std::string_view trace_id, absl::Time now) const {
@@ -45,7 +42,7 @@ bool TraceAssembler::IsFinished(std::string_view trace_id, absl::Time now) const
 std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
   std::optional<absl::Time> next;
   for (const auto& [id, pending] : traces_) {
-    if (!pending.complete) continue;
+    if (!pending.documents.complete()) continue;
     const absl::Time at = pending.last_arrival + quiet_period_;
     if (!next || at < *next) next = at;
   }
@@ -60,7 +57,8 @@ std::vector<Trace> TraceAssembler::Take(Predicate take) {
       ++it;
       continue;
     }
-    taken.emplace_back(it->second.sequence, Trace(it->first, std::move(it->second.documents)));
+    taken.emplace_back(it->second.sequence,
+                       Trace(it->first, std::move(it->second.documents).TakeDocuments()));
     it = traces_.erase(it);
   }
   std::sort(taken.begin(), taken.end(),

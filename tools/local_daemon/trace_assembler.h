@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "tools/local_daemon/datagram.h"
 #include "tools/local_daemon/trace.h"
+#include "tools/local_daemon/trace_index.h"
 
 namespace xraysink::tools {
 
@@ -24,13 +25,16 @@ class TraceAssembler {
 
   // Adds a document received at `now`. A document for an entity already received as the root
   // of another document replaces it, unless that one had ended and this one has not (an
-  // in-progress fragment arriving after the complete document).
+  // in-progress fragment arriving after the complete document). Amortized cost independent of
+  // the number of documents the trace already has (see TraceIndex).
   void Add(ReceivedDocument document, absl::Time now);
 
   // Trace ids in order of first arrival.
   std::vector<std::string> TraceIds() const;
   // The trace as assembled so far, or nullopt for an unknown id.
   std::optional<Trace> Get(std::string_view trace_id) const;
+  // Get(trace_id)->complete(), without assembling the trace; false for an unknown id.
+  bool IsComplete(std::string_view trace_id) const;
   bool IsFinished(std::string_view trace_id, absl::Time now) const;
   // When the earliest complete trace becomes finished if nothing more arrives (possibly in the
   // past); nullopt when no trace is complete.
@@ -45,13 +49,12 @@ class TraceAssembler {
  private:
   struct Pending {
     uint64_t sequence = 0;  // order of first arrival
-    std::vector<ReceivedDocument> documents;
+    TraceIndex documents;
     absl::Time last_arrival;
-    bool complete = false;
   };
 
   bool Finished(const Pending& pending, absl::Time now) const {
-    return pending.complete && now - pending.last_arrival >= quiet_period_;
+    return pending.documents.complete() && now - pending.last_arrival >= quiet_period_;
   }
   // Removes and returns the traces `take` selects, oldest first.
   template <typename Predicate>

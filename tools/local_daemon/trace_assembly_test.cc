@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -422,6 +423,129 @@ TEST(TraceAssemblerTest, ParentCyclesDoNotLoseEntities) {
             absl::StrCat("trace ", kTraceId, "\n",
                          "  A 1000.0 ms (orphan: parent b000000000000001 not received)\n",
                          "    B 1000.0 ms\n"));
+}
+
+// Documents of one trace drawn from a few entity ids, so that they replace each other, embed
+// each other's ids, name parents that come later, never or in a cycle, and end or not.
+class RandomDocuments {
+ public:
+  explicit RandomDocuments(uint32_t seed) : random_(seed) {}
+
+  std::string Next() {
+    const bool streamed = Chance(2);
+    std::string json =
+        absl::StrCat(streamed ? R"({"type":"subsegment",)" : "{", R"("trace_id":"T",)");
+    // A segment's parent_id is optional; either's may be its own id.
+    if (streamed || Chance(3)) absl::StrAppend(&json, R"("parent_id":")", Id(), R"(",)");
+    AppendEntity(json, 0);
+    return json + "}";
+  }
+
+ private:
+  bool Chance(uint32_t one_in) { return random_() % one_in == 0; }
+  std::string Id() { return absl::StrFormat("a%015x", random_() % 5); }
+
+  // The fields of an entity from `id` on, without braces.
+  void AppendEntity(std::string& json, int depth) {
+    absl::StrAppend(&json, R"("id":")", Id(), R"(","name":"e","start_time":1)");
+    switch (random_() % 6) {
+      case 0:
+        json += R"(,"in_progress":true)";
+        break;
+      case 1:
+        json += R"(,"end_time":2,"in_progress":true)";
+        break;
+      case 2:
+        break;  // neither: not ended either
+      default:
+        json += R"(,"end_time":2)";
+    }
+    const int children = depth < 3 ? static_cast<int>(random_() % 3) : 0;
+    if (children == 0) return;
+    json += R"(,"subsegments":[)";
+    for (int i = 0; i < children; ++i) {
+      json += i == 0 ? "{" : ",{";
+      AppendEntity(json, depth + 1);
+      json += "}";
+    }
+    json += "]";
+  }
+
+  std::mt19937 random_;
+};
+
+TEST(TraceAssemblerTest, TracksCompletenessAsTraceDoesOverVariedSequences) {
+  int complete = 0, incomplete = 0;
+  for (uint32_t sequence = 0; sequence < 1500; ++sequence) {
+    RandomDocuments random(sequence);
+    TraceAssembler assembler(absl::ZeroDuration());
+    // Documents as TraceAssembler::Add documents they are kept, by a linear search.
+    std::vector<ReceivedDocument> expected;
+    std::string sent;
+    const int documents = 1 + static_cast<int>(sequence % 12);
+    for (int i = 0; i < documents; ++i) {
+      const std::string json = random.Next();
+      absl::StrAppend(&sent, json, "\n");
+      ReceivedDocument document = Parse(json);
+      const ReceivedEntity& entity = document.entity();
+      const auto same = std::find_if(expected.begin(), expected.end(),
+                                     [&](const auto& old) { return old.entity().id == entity.id; });
+      if (same == expected.end()) {
+        expected.push_back(document);
+      } else if (entity.ended() || !same->entity().ended()) {
+        *same = document;
+      }
+      assembler.Add(document, absl::UnixEpoch());
+
+      const bool reference = Trace(kTraceId, expected).complete();
+      ASSERT_EQ(assembler.IsComplete(kTraceId), reference) << "sequence " << sequence << ":\n"
+                                                           << sent;
+      ASSERT_EQ(assembler.IsFinished(kTraceId, absl::UnixEpoch()), reference);
+      const Trace trace = *assembler.Get(kTraceId);
+      ASSERT_EQ(trace.documents().size(), expected.size());
+      for (size_t d = 0; d < expected.size(); ++d) {
+        ASSERT_EQ(&trace.documents()[d].entity(), &expected[d].entity()) << sent;
+      }
+      ++(reference ? complete : incomplete);
+    }
+  }
+  // Both answers come up often, so each was checked.
+  EXPECT_GT(complete, 400);
+  EXPECT_GT(incomplete, 4000);
+}
+
+TEST(TraceAssemblerTest, CompletenessFollowsACycleThatAReplacementBreaks) {
+  const auto streamed = [](const char* parent, const char* id, const char* end) {
+    return Parse(absl::StrCat(R"({"type":"subsegment","trace_id":"T","parent_id":")", parent,
+                              R"(","id":")", id, R"(","name":"s","start_time":1,)", end, "}"));
+  };
+  TraceAssembler assembler(absl::ZeroDuration());
+  assembler.Add(Parse(R"({"trace_id":"T","id":"5e00000000000001","name":"api",)"
+                      R"("start_time":1,"end_time":2})"),
+                absl::UnixEpoch());
+  EXPECT_TRUE(assembler.IsComplete(kTraceId));
+  assembler.Add(streamed("b000000000000001", "a000000000000001", R"("end_time":2)"),
+                absl::UnixEpoch());
+  EXPECT_FALSE(assembler.IsComplete(kTraceId));  // A waits for B
+  assembler.Add(streamed("a000000000000001", "b000000000000001", R"("end_time":2)"),
+                absl::UnixEpoch());
+  EXPECT_FALSE(assembler.IsComplete(kTraceId));  // A and B in a cycle
+  // An in-progress B does not replace the ended one, so the cycle stays.
+  assembler.Add(streamed("5e00000000000001", "b000000000000001", R"("in_progress":true)"),
+                absl::UnixEpoch());
+  EXPECT_FALSE(assembler.IsComplete(kTraceId));
+  EXPECT_FALSE(assembler.Get(kTraceId)->complete());
+  // An ended B under the segment does, which breaks the cycle.
+  assembler.Add(streamed("5e00000000000001", "b000000000000001", R"("end_time":3)"),
+                absl::UnixEpoch());
+  EXPECT_TRUE(assembler.IsComplete(kTraceId));
+  EXPECT_TRUE(assembler.Get(kTraceId)->complete());
+  // And closing it again through the segment is seen too.
+  assembler.Add(Parse(R"({"trace_id":"T","parent_id":"a000000000000001","id":"5e00000000000001",)"
+                      R"("name":"api","start_time":1,"end_time":2})"),
+                absl::UnixEpoch());
+  EXPECT_FALSE(assembler.IsComplete(kTraceId));
+  EXPECT_FALSE(assembler.Get(kTraceId)->complete());
 }
 
 // Runs `body` on a thread with a 256 KiB stack, which a walk recursing once per level of a
