@@ -32,7 +32,7 @@ using xraysink::tools::UdpListener;
 
 constexpr char kUsage[] =
     R"(usage: xray_local [--address HOST:PORT] [--jsonl FILE] [--quiet-ms N]
-                  [--exit-after-traces N] [--stats]
+                  [--pending-timeout-s N] [--exit-after-traces N] [--stats]
 
 Receives X-Ray segment documents over UDP like the X-Ray daemon and prints each finished trace
 as a tree on stdout. Malformed datagrams are reported on stderr. SIGINT/SIGTERM read the datagrams
@@ -43,6 +43,10 @@ already received (a second signal stops that), print the traces still pending an
   --jsonl FILE            append every received document to FILE, one JSON per line
   --quiet-ms N            a complete trace is printed after N ms without new documents
                           (default 1000), leaving time for its late segments
+  --pending-timeout-s N   a trace still incomplete after N s without new documents (a
+                          segment never ended, a parent never sent) is printed anyway, its
+                          first line marked (incomplete: no document for N s), and
+                          forgotten (default 300, at least 1)
   --exit-after-traces N   exit after printing N traces
   --stats                 print counters on stderr at exit
 )";
@@ -52,6 +56,7 @@ struct Options {
   uint16_t port = 2000;
   std::string jsonl;
   absl::Duration quiet = absl::Seconds(1);
+  int64_t pending_timeout_s = 300;
   std::optional<int64_t> exit_after_traces;
   bool stats = false;
   bool help = false;
@@ -101,7 +106,7 @@ absl::StatusOr<Options> ParseArguments(int argc, char** argv) {
       continue;
     }
     if (flag != "--address" && flag != "--jsonl" && flag != "--quiet-ms" &&
-        flag != "--exit-after-traces") {
+        flag != "--pending-timeout-s" && flag != "--exit-after-traces") {
       return absl::InvalidArgumentError(absl::StrCat("unknown argument '", argv[i], "'"));
     }
     if (!inline_value && i + 1 == argc) {
@@ -118,6 +123,8 @@ absl::StatusOr<Options> ParseArguments(int argc, char** argv) {
       if (!count.ok()) return count.status();
       if (flag == "--quiet-ms") {
         options.quiet = absl::Milliseconds(*count);
+      } else if (flag == "--pending-timeout-s") {
+        options.pending_timeout_s = *count;
       } else {
         options.exit_after_traces = *count;
       }
@@ -143,14 +150,26 @@ void OnStopSignal(int) {
 class LocalDaemon {
  public:
   LocalDaemon(const Options& options, UdpListener& listener, std::FILE* jsonl)
-      : options_(options), listener_(listener), jsonl_(jsonl), assembler_(options.quiet) {}
+      : options_(options),
+        listener_(listener),
+        jsonl_(jsonl),
+        assembler_(options.quiet, absl::Seconds(options.pending_timeout_s)),
+        expired_remark_(
+            absl::StrCat("incomplete: no document for ", options.pending_timeout_s, " s")) {}
 
   // Receives until signalled or done; returns the exit code.
   int Run() {
     while (g_stop == 0) {
       const absl::Time now = absl::Now();
       if (Print(assembler_.TakeFinished(now))) return Exit(0);
-      const std::optional<absl::Time> next = assembler_.NextFinishTime();
+      const std::vector<Trace> expired = assembler_.TakeExpired(now);
+      printed_incomplete_ += static_cast<int64_t>(expired.size());
+      if (Print(expired, expired_remark_)) return Exit(0);
+      std::optional<absl::Time> next = assembler_.NextFinishTime();
+      if (const std::optional<absl::Time> expiry = assembler_.NextExpiryTime();
+          expiry && (!next || *expiry < *next)) {
+        next = expiry;
+      }
       absl::StatusOr<std::optional<std::string>> datagram =
           listener_.Receive(next ? *next - now : absl::InfiniteDuration());
       if (!datagram.ok()) {
@@ -198,10 +217,11 @@ class LocalDaemon {
     return true;
   }
 
-  // Prints `traces`; true when --exit-after-traces is reached.
-  bool Print(const std::vector<Trace>& traces) {
+  // Prints `traces`, each marked with `remark` if not empty; true when --exit-after-traces is
+  // reached.
+  bool Print(const std::vector<Trace>& traces, std::string_view remark = "") {
     for (const Trace& trace : traces) {
-      std::fputs(xraysink::tools::FormatTrace(trace).c_str(), stdout);
+      std::fputs(xraysink::tools::FormatTrace(trace, remark).c_str(), stdout);
       ++printed_;
     }
     std::fflush(stdout);
@@ -210,13 +230,15 @@ class LocalDaemon {
 
   int Exit(int code) {
     if (options_.stats) {
-      std::fprintf(stderr,
-                   "xray_local: %llu datagrams, %llu malformed, %llu traces printed, %zu pending, "
-                   "%llu dropped by the kernel (receive buffer full)\n",
-                   static_cast<unsigned long long>(datagrams_),
-                   static_cast<unsigned long long>(malformed_),
-                   static_cast<unsigned long long>(printed_), assembler_.TraceIds().size(),
-                   static_cast<unsigned long long>(listener_.dropped()));
+      std::fprintf(
+          stderr,
+          "xray_local: %llu datagrams, %llu malformed, %llu traces printed (%llu "
+          "incomplete after --pending-timeout-s), %zu pending, %llu dropped by the "
+          "kernel (receive buffer full)\n",
+          static_cast<unsigned long long>(datagrams_), static_cast<unsigned long long>(malformed_),
+          static_cast<unsigned long long>(printed_),
+          static_cast<unsigned long long>(printed_incomplete_), assembler_.TraceIds().size(),
+          static_cast<unsigned long long>(listener_.dropped()));
     }
     return code;
   }
@@ -225,9 +247,12 @@ class LocalDaemon {
   UdpListener& listener_;
   std::FILE* const jsonl_;
   TraceAssembler assembler_;
+  const std::string expired_remark_;
   uint64_t datagrams_ = 0;
   uint64_t malformed_ = 0;
   int64_t printed_ = 0;
+  // Of printed_, those printed because --pending-timeout-s passed.
+  int64_t printed_incomplete_ = 0;
 };
 
 }  // namespace

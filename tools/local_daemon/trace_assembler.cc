@@ -39,11 +39,27 @@ bool TraceAssembler::IsFinished(std::string_view trace_id, absl::Time now) const
   return it != traces_.end() && Finished(it->second, now);
 }
 
+bool TraceAssembler::IsExpired(std::string_view trace_id, absl::Time now) const {
+  const auto it = traces_.find(trace_id);
+  return it != traces_.end() && Expired(it->second, now);
+}
+
 std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
   std::optional<absl::Time> next;
   for (const auto& [id, pending] : traces_) {
     if (!pending.documents.complete()) continue;
     const absl::Time at = pending.last_arrival + quiet_period_;
+    if (!next || at < *next) next = at;
+  }
+  return next;
+}
+
+std::optional<absl::Time> TraceAssembler::NextExpiryTime() const {
+  if (pending_timeout_ == absl::InfiniteDuration()) return std::nullopt;
+  std::optional<absl::Time> next;
+  for (const auto& [id, pending] : traces_) {
+    if (pending.documents.complete()) continue;
+    const absl::Time at = pending.last_arrival + pending_timeout_;
     if (!next || at < *next) next = at;
   }
   return next;
@@ -70,6 +86,10 @@ std::vector<Trace> TraceAssembler::Take(Predicate take) {
 
 std::vector<Trace> TraceAssembler::TakeFinished(absl::Time now) {
   return Take([&](const Pending& pending) { return Finished(pending, now); });
+}
+
+std::vector<Trace> TraceAssembler::TakeExpired(absl::Time now) {
+  return Take([&](const Pending& pending) { return Expired(pending, now); });
 }
 
 std::vector<Trace> TraceAssembler::TakeAll() {

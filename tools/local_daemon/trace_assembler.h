@@ -18,10 +18,14 @@ namespace xraysink::tools {
 // Groups received documents by trace id and tells when a trace is finished: it is complete
 // (every entity ended, no streamed subsegment waiting for its parent) and no document of it
 // arrived for the quiet period, which gives late segments of the trace (a background task's,
-// a downstream service's) time to arrive. Not thread-safe.
+// a downstream service's) time to arrive. A trace that stays incomplete (its service crashed
+// before ending a segment, a parent never arrived) expires when no document of it arrived for
+// the pending timeout. Not thread-safe.
 class TraceAssembler {
  public:
-  explicit TraceAssembler(absl::Duration quiet_period) : quiet_period_(quiet_period) {}
+  explicit TraceAssembler(absl::Duration quiet_period,
+                          absl::Duration pending_timeout = absl::InfiniteDuration())
+      : quiet_period_(quiet_period), pending_timeout_(pending_timeout) {}
 
   // Adds a document received at `now`. A document for an entity already received as the root
   // of another document replaces it, unless that one had ended and this one has not (an
@@ -36,13 +40,19 @@ class TraceAssembler {
   // Get(trace_id)->complete(), without assembling the trace; false for an unknown id.
   bool IsComplete(std::string_view trace_id) const;
   bool IsFinished(std::string_view trace_id, absl::Time now) const;
+  bool IsExpired(std::string_view trace_id, absl::Time now) const;
   // When the earliest complete trace becomes finished if nothing more arrives (possibly in the
   // past); nullopt when no trace is complete.
   std::optional<absl::Time> NextFinishTime() const;
+  // When the earliest incomplete trace expires if nothing more arrives (possibly in the past);
+  // nullopt when every trace is complete or the pending timeout is infinite.
+  std::optional<absl::Time> NextExpiryTime() const;
 
   // Removes and returns the finished traces, oldest first. A later document of the same trace
   // id starts it anew.
   std::vector<Trace> TakeFinished(absl::Time now);
+  // Removes and returns the expired traces, oldest first, like TakeFinished.
+  std::vector<Trace> TakeExpired(absl::Time now);
   // Removes and returns every trace, finished or not, oldest first (at shutdown).
   std::vector<Trace> TakeAll();
 
@@ -56,11 +66,17 @@ class TraceAssembler {
   bool Finished(const Pending& pending, absl::Time now) const {
     return pending.documents.complete() && now - pending.last_arrival >= quiet_period_;
   }
+  bool Expired(const Pending& pending, absl::Time now) const {
+    // An infinite timeout never expires, though InfiniteFuture() - t reaches it.
+    return pending_timeout_ != absl::InfiniteDuration() && !pending.documents.complete() &&
+           now - pending.last_arrival >= pending_timeout_;
+  }
   // Removes and returns the traces `take` selects, oldest first.
   template <typename Predicate>
   std::vector<Trace> Take(Predicate take);
 
   const absl::Duration quiet_period_;
+  const absl::Duration pending_timeout_;
   uint64_t next_sequence_ = 0;
   std::map<std::string, Pending, std::less<>> traces_;
 };

@@ -408,6 +408,61 @@ TEST(TraceAssemblerTest, IncompleteTracesAreNeverFinishedButTakeAllReturnsThem) 
   EXPECT_TRUE(assembler.TraceIds().empty());
 }
 
+TEST(TraceAssemblerTest, IncompleteTracesExpireAfterThePendingTimeout) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  const std::string in_progress =
+      R"({"trace_id":"1-5759e988-000000000000000000000001","id":"5e00000000000009","name":"b",)"
+      R"("start_time":1,"in_progress":true})";
+  TraceAssembler assembler(absl::Seconds(1), absl::Seconds(10));
+  EXPECT_EQ(assembler.NextExpiryTime(), std::nullopt);
+  assembler.Add(Parse(in_progress), t0);
+  assembler.Add(Parse(StreamedTraceDocuments()[1]), t0 + absl::Seconds(2));  // an orphan
+  EXPECT_EQ(assembler.NextExpiryTime(), t0 + absl::Seconds(10));
+  EXPECT_EQ(assembler.NextFinishTime(), std::nullopt);
+  EXPECT_FALSE(
+      assembler.IsExpired("1-5759e988-000000000000000000000001", t0 + absl::Milliseconds(9999)));
+  EXPECT_TRUE(assembler.TakeExpired(t0 + absl::Milliseconds(9999)).empty());
+
+  std::vector<Trace> expired = assembler.TakeExpired(t0 + absl::Seconds(10));
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].id(), "1-5759e988-000000000000000000000001");
+  EXPECT_EQ(assembler.TraceIds(), std::vector<std::string>{kTraceId});
+  EXPECT_EQ(assembler.NextExpiryTime(), t0 + absl::Seconds(12));
+  // A document, even one that leaves the trace incomplete, starts the timeout again.
+  assembler.Add(Parse(StreamedTraceDocuments()[2]), t0 + absl::Seconds(11));
+  EXPECT_EQ(assembler.NextExpiryTime(), t0 + absl::Seconds(21));
+  EXPECT_TRUE(assembler.TakeExpired(t0 + absl::Seconds(20)).empty());
+  expired = assembler.TakeExpired(t0 + absl::Seconds(21));
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].Entities().size(), 2u);
+  EXPECT_FALSE(expired[0].complete());
+  EXPECT_TRUE(assembler.TraceIds().empty());
+  EXPECT_EQ(assembler.NextExpiryTime(), std::nullopt);
+}
+
+TEST(TraceAssemblerTest, CompleteTracesNeverExpire) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  // A quiet period longer than the timeout: the complete trace waits for it all the same.
+  TraceAssembler assembler(absl::Seconds(60), absl::Seconds(10));
+  assembler.Add(Parse(StreamedTraceDocuments()[1]), t0);
+  EXPECT_EQ(assembler.NextExpiryTime(), t0 + absl::Seconds(10));
+  // Its parent arrives: complete, so the timeout no longer applies.
+  assembler.Add(Parse(StreamedTraceDocuments()[0]), t0 + absl::Seconds(5));
+  EXPECT_EQ(assembler.NextExpiryTime(), std::nullopt);
+  EXPECT_FALSE(assembler.IsExpired(kTraceId, t0 + absl::Seconds(30)));
+  EXPECT_TRUE(assembler.TakeExpired(t0 + absl::Seconds(30)).empty());
+  EXPECT_EQ(assembler.TakeFinished(t0 + absl::Seconds(65)).size(), 1u);
+}
+
+TEST(TraceAssemblerTest, NothingExpiresWithoutAPendingTimeout) {
+  TraceAssembler assembler(absl::ZeroDuration());
+  assembler.Add(Parse(StreamedTraceDocuments()[1]), absl::UnixEpoch());
+  EXPECT_EQ(assembler.NextExpiryTime(), std::nullopt);
+  EXPECT_FALSE(assembler.IsExpired(kTraceId, absl::InfiniteFuture()));
+  EXPECT_TRUE(assembler.TakeExpired(absl::InfiniteFuture()).empty());
+  EXPECT_EQ(assembler.TraceIds().size(), 1u);
+}
+
 TEST(TraceAssemblerTest, ParentCyclesDoNotLoseEntities) {
   TraceAssembler assembler(absl::ZeroDuration());
   assembler.Add(Parse(R"({"type":"subsegment","trace_id":"T","parent_id":"b000000000000001",)"
@@ -609,6 +664,15 @@ TEST(TraceTest, AnyDepthIsBuiltWalkedPrintedAndDestroyed) {
 }
 
 // --- Printing ----------------------------------------------------------------------------------
+
+TEST(TracePrinterTest, MarksTheFirstLineWithARemark) {
+  TraceAssembler assembler(absl::ZeroDuration());
+  assembler.Add(Parse(StreamedTraceDocuments()[1]), absl::UnixEpoch());
+  const std::string tree = FormatTrace(*assembler.Get(kTraceId));
+  EXPECT_EQ(FormatTrace(*assembler.Get(kTraceId), "incomplete: no document for 300 s"),
+            absl::StrCat("trace ", kTraceId, " (incomplete: no document for 300 s)\n",
+                         tree.substr(tree.find('\n') + 1)));
+}
 
 TEST(TracePrinterTest, PrintsEveryDetailOnOneLinePerEntity) {
   TraceAssembler assembler(absl::ZeroDuration());

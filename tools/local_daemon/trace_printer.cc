@@ -141,8 +141,10 @@ void AppendTree(const std::vector<TraceNode>& roots, std::string& out) {
 
 }  // namespace
 
-std::string FormatTrace(const Trace& trace) {
-  std::string out = absl::StrCat("trace ", trace.id(), "\n");
+std::string FormatTrace(const Trace& trace, std::string_view remark) {
+  std::string out = absl::StrCat("trace ", trace.id());
+  if (!remark.empty()) absl::StrAppend(&out, " (", OneLine(remark), ")");
+  out += "\n";
   AppendTree(trace.roots(), out);
   return out;
 }

@@ -181,8 +181,32 @@ TEST(XrayLocalTest, PrintsPendingTracesOnSigterm) {
   EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
                                           "  example.com (segment) in progress\n"));
   EXPECT_THAT(xray_local.err(),
-              HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed, 0 pending, "
-                        "0 dropped by the kernel (receive buffer full)\n"));
+              HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed (0 incomplete "
+                        "after --pending-timeout-s), 0 pending, 0 dropped by the kernel (receive "
+                        "buffer full)\n"));
+}
+
+TEST(XrayLocalTest, PrintsATraceStillIncompleteAfterThePendingTimeout) {
+  XrayLocal xray_local({"--address", "127.0.0.1:0", "--pending-timeout-s=1", "--stats"});
+  const uint16_t port = xray_local.Port();
+  ASSERT_NE(port, 0);
+  const std::string expected =
+      absl::StrCat("listening on 127.0.0.1:", port, "\n",
+                   "trace 1-581cf771-a006649127e371903a2de979 (incomplete: no document for 1 s)\n"
+                   "  example.com (segment) in progress\n");
+  Send(port, MakeDatagram(Corpus("awsdocs-in-progress-segment.json")));
+  // Printed while running, not at exit: nothing else would print it.
+  ASSERT_TRUE(xray_local.Await([](const std::string& out, const std::string&) {
+    return out.find("in progress\n") != std::string::npos;
+  })) << xray_local.out();
+  EXPECT_EQ(xray_local.out(), expected);
+  xray_local.Signal(SIGTERM);
+
+  ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
+  EXPECT_EQ(xray_local.out(), expected) << "printed once, then forgotten";
+  EXPECT_EQ(xray_local.err(),
+            "xray_local: 1 datagrams, 0 malformed, 1 traces printed (1 incomplete after "
+            "--pending-timeout-s), 0 pending, 0 dropped by the kernel (receive buffer full)\n");
 }
 
 TEST(XrayLocalTest, ReadsWhatWasAlreadyReceivedOnSigterm) {
@@ -200,8 +224,9 @@ TEST(XrayLocalTest, ReadsWhatWasAlreadyReceivedOnSigterm) {
   EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
                                           "  example.com (segment) in progress\n"));
   EXPECT_THAT(xray_local.err(),
-              HasSubstr("xray_local: 6 datagrams, 5 malformed, 1 traces printed, 0 pending, "
-                        "0 dropped by the kernel (receive buffer full)\n"));
+              HasSubstr("xray_local: 6 datagrams, 5 malformed, 1 traces printed (0 incomplete "
+                        "after --pending-timeout-s), 0 pending, 0 dropped by the kernel (receive "
+                        "buffer full)\n"));
 }
 
 TEST(XrayLocalTest, CountsDatagramsTheKernelDropped) {
@@ -232,8 +257,9 @@ TEST(XrayLocalTest, CountsDatagramsTheKernelDropped) {
   const int64_t received = kSent - dropped + 1;
   EXPECT_THAT(xray_local.err(),
               HasSubstr(absl::StrCat("xray_local: ", received, " datagrams, ", received,
-                                     " malformed, 0 traces printed, 0 pending, ", dropped,
-                                     " dropped by the kernel (receive buffer full)\n")));
+                                     " malformed, 0 traces printed (0 incomplete after "
+                                     "--pending-timeout-s), 0 pending, ",
+                                     dropped, " dropped by the kernel (receive buffer full)\n")));
 }
 
 TEST(XrayLocalTest, FailsWhenTheJsonlFileCannotBeWritten) {
@@ -265,6 +291,8 @@ TEST(XrayLocalTest, RejectsBadArguments) {
       {{"--address", "nowhere"}, "bad --address 'nowhere'"},
       {{"--address=127.0.0.1:70000"}, "bad --address '127.0.0.1:70000'"},
       {{"--quiet-ms", "-1"}, "bad --quiet-ms '-1': expected an integer >= 0"},
+      {{"--pending-timeout-s", "0"}, "bad --pending-timeout-s '0': expected an integer >= 1"},
+      {{"--pending-timeout-s=5m"}, "bad --pending-timeout-s '5m': expected an integer >= 1"},
       {{"--exit-after-traces", "0"}, "bad --exit-after-traces '0': expected an integer >= 1"},
       {{"--jsonl"}, "--jsonl needs a value"},
       {{"--stats=yes"}, "--stats=yes: takes no value"},
