@@ -11,7 +11,7 @@ void TraceAssembler::Add(ReceivedDocument document, absl::Time now) {
   Pending& pending = it->second;
   if (inserted) pending.sequence = next_sequence_++;
   pending.last_arrival = now;
-  pending.documents.Add(std::move(document));
+  pending.index.Add(std::move(document));
 }
 
 std::vector<std::string> TraceAssembler::TraceIds() const {
@@ -26,12 +26,12 @@ std::vector<std::string> TraceAssembler::TraceIds() const {
 std::optional<Trace> TraceAssembler::Get(std::string_view trace_id) const {
   const auto it = traces_.find(trace_id);
   if (it == traces_.end()) return std::nullopt;
-  return Trace(it->first, it->second.documents.documents());
+  return Trace(it->first, it->second.index.documents());
 }
 
 bool TraceAssembler::IsComplete(std::string_view trace_id) const {
   const auto it = traces_.find(trace_id);
-  return it != traces_.end() && it->second.documents.complete();
+  return it != traces_.end() && it->second.index.complete();
 }
 
 bool TraceAssembler::IsFinished(std::string_view trace_id, absl::Time now) const {
@@ -44,25 +44,24 @@ bool TraceAssembler::IsExpired(std::string_view trace_id, absl::Time now) const 
   return it != traces_.end() && Expired(it->second, now);
 }
 
-std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
+std::optional<absl::Time> TraceAssembler::EarliestDeadline(bool complete,
+                                                           absl::Duration after) const {
   std::optional<absl::Time> next;
   for (const auto& [id, pending] : traces_) {
-    if (!pending.documents.complete()) continue;
-    const absl::Time at = pending.last_arrival + quiet_period_;
+    if (pending.index.complete() != complete) continue;
+    const absl::Time at = pending.last_arrival + after;
     if (!next || at < *next) next = at;
   }
   return next;
 }
 
+std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
+  return EarliestDeadline(/*complete=*/true, quiet_period_);
+}
+
 std::optional<absl::Time> TraceAssembler::NextExpiryTime() const {
   if (pending_timeout_ == absl::InfiniteDuration()) return std::nullopt;
-  std::optional<absl::Time> next;
-  for (const auto& [id, pending] : traces_) {
-    if (pending.documents.complete()) continue;
-    const absl::Time at = pending.last_arrival + pending_timeout_;
-    if (!next || at < *next) next = at;
-  }
-  return next;
+  return EarliestDeadline(/*complete=*/false, pending_timeout_);
 }
 
 template <typename Predicate>
@@ -74,7 +73,7 @@ std::vector<Trace> TraceAssembler::Take(Predicate take) {
       continue;
     }
     taken.emplace_back(it->second.sequence,
-                       Trace(it->first, std::move(it->second.documents).TakeDocuments()));
+                       Trace(it->first, std::move(it->second.index).TakeDocuments()));
     it = traces_.erase(it);
   }
   std::sort(taken.begin(), taken.end(),

@@ -59,18 +59,20 @@ class TraceAssembler {
  private:
   struct Pending {
     uint64_t sequence = 0;  // order of first arrival
-    TraceIndex documents;
+    TraceIndex index;       // its documents
     absl::Time last_arrival;
   };
 
   bool Finished(const Pending& pending, absl::Time now) const {
-    return pending.documents.complete() && now - pending.last_arrival >= quiet_period_;
+    return pending.index.complete() && now - pending.last_arrival >= quiet_period_;
   }
   bool Expired(const Pending& pending, absl::Time now) const {
     // An infinite timeout never expires, though InfiniteFuture() - t reaches it.
-    return pending_timeout_ != absl::InfiniteDuration() && !pending.documents.complete() &&
+    return pending_timeout_ != absl::InfiniteDuration() && !pending.index.complete() &&
            now - pending.last_arrival >= pending_timeout_;
   }
+  // The earliest last arrival + `after` among the traces that are (or are not) complete.
+  std::optional<absl::Time> EarliestDeadline(bool complete, absl::Duration after) const;
   // Removes and returns the traces `take` selects, oldest first.
   template <typename Predicate>
   std::vector<Trace> Take(Predicate take);
