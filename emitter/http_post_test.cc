@@ -20,21 +20,29 @@ using Clock = std::chrono::steady_clock;
 
 // A resolver that does not answer until the test lets it (a DNS server that is down: glibc then
 // waits out its timeouts, attempts and servers), and answers addresses at once, as glibc does.
+// Let go, it fails without asking glibc, so that nothing of glibc's resolver is still allocated
+// on a thread the test abandoned when the process exits (LeakSanitizer would report it).
 std::mutex hang_mu;
-std::condition_variable hang_released;
+std::condition_variable hang_changed;
 bool released = false;
+int hanging = 0;  // calls in HangingResolve
 
-int HangingResolve(const char* host, const char* service, const addrinfo* hints, addrinfo** found) {
+int HangingResolve(const char*, const char*, const addrinfo* hints, addrinfo**) {
   if ((hints->ai_flags & AI_NUMERICHOST) != 0) return EAI_NONAME;
   std::unique_lock lock(hang_mu);
-  hang_released.wait(lock, [] { return released; });
-  return getaddrinfo(host, service, hints, found);
+  ++hanging;
+  hang_changed.wait(lock, [] { return released; });
+  --hanging;
+  hang_changed.notify_all();
+  return EAI_AGAIN;
 }
 
+// Lets every hanging resolution go and waits until they have.
 void ReleaseResolver() {
-  std::lock_guard lock(hang_mu);
+  std::unique_lock lock(hang_mu);
   released = true;
-  hang_released.notify_all();
+  hang_changed.notify_all();
+  hang_changed.wait(lock, [] { return hanging == 0; });
 }
 
 // Calls PostJson on a thread of its own; fails the test (and lets the resolver go, so the call
