@@ -123,6 +123,7 @@ class XrayLocal {
     return process_.WaitFor(has_text, absl::Now() + kTimeout);
   }
   void Signal(int signal) { process_.Signal(signal); }
+  bool WaitUntilStopped() { return process_.WaitUntilStopped(absl::Now() + kTimeout); }
   // Reads both outputs to their end and reaps the process; its exit code, or -1 (and a failure)
   // when it did not exit in time (then it is killed) or did not exit normally.
   int Wait() { return process_.Wait(absl::Now() + kTimeout).value_or(-1); }
@@ -215,6 +216,7 @@ TEST(XrayLocalTest, ReadsWhatWasAlreadyReceivedOnSigterm) {
   ASSERT_NE(port, 0);
   // Stopped, it cannot read them before the signal is handled; they wait in the socket.
   xray_local.Signal(SIGSTOP);
+  ASSERT_TRUE(xray_local.WaitUntilStopped()) << xray_local.err();
   for (int i = 0; i < 5; ++i) Send(port, "not a datagram");
   Send(port, MakeDatagram(Corpus("awsdocs-in-progress-segment.json")));
   xray_local.Signal(SIGTERM);

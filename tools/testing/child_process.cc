@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string_view>
 #include <utility>
 
@@ -149,6 +150,39 @@ void ChildProcess::Signal(int signal) {
   if (pid_ > 0 && !reaped_) kill(pid_, signal);
 }
 
+bool ChildProcess::WaitUntilStopped(absl::Time deadline) {
+  if (pid_ <= 0 || reaped_) return false;
+  // Nothing signals a stop to a pidfd, so the state is polled; it changes within a time slice.
+  for (;;) {
+    const char state = SchedulerState();
+    if (state == 'T') return true;
+    if (state == 'Z' || state == 'X' || state == '?' || absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+char ChildProcess::SchedulerState() const {
+  std::ifstream stat(absl::StrCat("/proc/", pid_, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return '?';
+  // "pid (comm) state ...": comm may hold spaces and parentheses, the last ')' ends it.
+  const size_t end_of_name = line.rfind(')');
+  if (end_of_name == std::string::npos || end_of_name + 2 >= line.size()) return '?';
+  return line[end_of_name + 2];
+}
+
+std::string ChildProcess::Describe() const {
+  const auto read_file = [this](const char* name) {
+    std::ifstream file(absl::StrCat("/proc/", pid_, "/", name));
+    std::string text;
+    std::getline(file, text);
+    return text.empty() ? std::string("?") : text;
+  };
+  return absl::StrCat("state: ", std::string(1, SchedulerState()),
+                      ", waiting in: ", read_file("wchan"), ", syscall: ", read_file("syscall"),
+                      "\nstdout: ", out(), "\n");
+}
+
 uint16_t ChildProcess::ListeningPort(absl::Time deadline) {
   const auto has_a_line = [](const std::string& out, const std::string&) {
     return out.find('\n') != std::string::npos;
@@ -174,11 +208,13 @@ std::optional<int> ChildProcess::Wait(absl::Time deadline) {
     std::unique_lock<std::mutex> lock(mu_);
     finished = AwaitLocked(lock, deadline, [&] { return exited_ && !open_[kOut] && !open_[kErr]; });
   }
+  // Described before the kill, which changes what it would show.
+  const std::string description = finished ? "" : Describe();
   if (!finished) kill(pid_, SIGKILL);
   const int status = Reap();
   if (!finished) {
-    ADD_FAILURE() << name_
-                  << " did not exit by the deadline: killed with SIGKILL\nstderr: " << err();
+    ADD_FAILURE() << name_ << " did not exit by the deadline: killed with SIGKILL\n"
+                  << description << "stderr: " << err();
   } else if (!WIFEXITED(status)) {
     ADD_FAILURE() << name_ << " was killed by signal " << WTERMSIG(status) << "\nstderr: " << err();
   } else {

@@ -56,6 +56,12 @@ class ChildProcess {
   // Sends `signal`; nothing once the child has been reaped, as its pid may be reused.
   void Signal(int signal);
 
+  // Waits until the child is stopped (after a SIGSTOP, say), and says whether it is; false
+  // when `deadline` passes, the child exits first, or it has been reaped. A stop signal takes
+  // effect after kill() returns, when the child is next scheduled: a test that relies on the
+  // stop waits for it.
+  bool WaitUntilStopped(absl::Time deadline);
+
   // Waits until the child has exited and both its outputs are closed, then reaps it; its exit
   // code. When it is still running at `deadline` it is killed with SIGKILL; that, or an exit by
   // a signal, is a failure and nullopt. Later calls return the same result.
@@ -68,6 +74,10 @@ class ChildProcess {
   // Waits on `changed_` until `condition` holds or `deadline` passes; whether it holds.
   bool AwaitLocked(std::unique_lock<std::mutex>& lock, absl::Time deadline,
                    const std::function<bool()>& condition);
+  // The child's scheduler state as /proc shows it ('R', 'S', 'T', ...); '?' when unreadable.
+  char SchedulerState() const;
+  // For failure messages: the child's state, where the kernel has it waiting, and stdout.
+  std::string Describe() const;
   // Collects both outputs until they close and the child exits.
   void Read();
   // Reaps the child (blocking) and ends the reader; the wait status.
