@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,13 +26,17 @@ using Clock = std::chrono::steady_clock;
 std::mutex hang_mu;
 std::condition_variable hang_changed;
 bool released = false;
-int hanging = 0;  // calls in HangingResolve
+int hanging = 0;                             // calls in HangingResolve
+std::map<std::string, int> hanging_by_host;  // of those, by the name they resolve
 
-int HangingResolve(const char*, const char*, const addrinfo* hints, addrinfo**) {
+int HangingResolve(const char* host, const char*, const addrinfo* hints, addrinfo**) {
   if ((hints->ai_flags & AI_NUMERICHOST) != 0) return EAI_NONAME;
   std::unique_lock lock(hang_mu);
   ++hanging;
+  ++hanging_by_host[host];
+  hang_changed.notify_all();
   hang_changed.wait(lock, [] { return released; });
+  --hanging_by_host[host];
   --hanging;
   hang_changed.notify_all();
   return EAI_AGAIN;
@@ -47,10 +52,11 @@ void ReleaseResolver() {
 
 // Calls PostJson on a thread of its own; fails the test (and lets the resolver go, so the call
 // can end) when it has not returned within a few seconds.
-absl::StatusOr<HttpAnswer> PostWithHangingResolver(Clock::time_point deadline, int cancel_fd) {
+absl::StatusOr<HttpAnswer> PostWithHangingResolver(NameResolver& resolver,
+                                                   Clock::time_point deadline, int cancel_fd,
+                                                   const std::string& host = "daemon.invalid") {
   auto call = std::async(std::launch::async, [&] {
-    return PostJson({"daemon.invalid", 2000}, "/GetSamplingRules", "{}", deadline, cancel_fd,
-                    HttpLimits(), &HangingResolve);
+    return PostJson({host, 2000}, "/GetSamplingRules", "{}", deadline, cancel_fd, resolver);
   });
   if (call.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
     ADD_FAILURE() << "PostJson waited for the resolver past its deadline";
@@ -60,8 +66,9 @@ absl::StatusOr<HttpAnswer> PostWithHangingResolver(Clock::time_point deadline, i
 }
 
 TEST(HttpPostTest, AResolverThatDoesNotAnswerEndsAtTheDeadline) {
+  NameResolver resolver(&HangingResolve);
   const absl::StatusOr<HttpAnswer> answer =
-      PostWithHangingResolver(Clock::now() + std::chrono::milliseconds(200), -1);
+      PostWithHangingResolver(resolver, Clock::now() + std::chrono::milliseconds(200), -1);
   EXPECT_EQ(answer.status().code(), absl::StatusCode::kDeadlineExceeded) << answer.status();
   EXPECT_NE(answer.status().message().find("resolving"), std::string::npos) << answer.status();
 }
@@ -73,11 +80,35 @@ TEST(HttpPostTest, AResolverThatDoesNotAnswerIsCancelled) {
     const uint64_t one = 1;
     ASSERT_EQ(write(cancel, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
   });
+  NameResolver resolver(&HangingResolve);
   const absl::StatusOr<HttpAnswer> answer =
-      PostWithHangingResolver(Clock::now() + std::chrono::hours(1), cancel);
+      PostWithHangingResolver(resolver, Clock::now() + std::chrono::hours(1), cancel);
   canceller.join();
   EXPECT_EQ(answer.status().code(), absl::StatusCode::kCancelled) << answer.status();
   close(cancel);
+}
+
+// Each poll of a daemon whose name does not resolve gives up at its deadline; the lookup it
+// left running is the one the next poll waits for, not a second thread inside the resolver.
+TEST(HttpPostTest, CallsThatGiveUpShareTheLookupStillRunning) {
+  // A name of its own: the lookups other tests abandoned may still be starting.
+  const std::string host = "shared-lookup.invalid";
+  NameResolver resolver(&HangingResolve);
+  const absl::StatusOr<HttpAnswer> first =
+      PostWithHangingResolver(resolver, Clock::now() + std::chrono::milliseconds(100), -1, host);
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kDeadlineExceeded) << first.status();
+  {
+    std::unique_lock lock(hang_mu);
+    ASSERT_TRUE(hang_changed.wait_for(lock, std::chrono::seconds(5),
+                                      [&] { return hanging_by_host[host] == 1; }));
+  }
+  for (int poll = 0; poll < 3; ++poll) {
+    const absl::StatusOr<HttpAnswer> next =
+        PostWithHangingResolver(resolver, Clock::now() + std::chrono::milliseconds(100), -1, host);
+    EXPECT_EQ(next.status().code(), absl::StatusCode::kDeadlineExceeded) << next.status();
+  }
+  std::lock_guard lock(hang_mu);
+  EXPECT_EQ(hanging_by_host[host], 1) << "one lookup in the resolver, whatever the polls";
 }
 
 // A name that resolves (through the resolver thread) is connected to and answered.
@@ -105,9 +136,10 @@ TEST(HttpPostTest, ANameIsResolvedAndAnswered) {
     send(connection, kAnswer, sizeof(kAnswer) - 1, MSG_NOSIGNAL);
     close(connection);
   });
+  NameResolver resolver;
   const absl::StatusOr<HttpAnswer> answer =
       PostJson({"localhost", ntohs(address.sin_port)}, "/SamplingTargets", "{}",
-               Clock::now() + std::chrono::seconds(10), -1);
+               Clock::now() + std::chrono::seconds(10), -1, resolver);
   server.join();
   close(listener);
   ASSERT_TRUE(answer.ok()) << answer.status();

@@ -60,7 +60,7 @@ absl::StatusOr<std::string> SamplingClient::Post(const char* path, const std::st
   internal::HttpLimits limits;
   limits.max_body_bytes = kMaxResponseBytes;
   absl::StatusOr<internal::HttpAnswer> answer =
-      internal::PostJson(daemon_, path, body, deadline, cancel_fd_, limits);
+      internal::PostJson(daemon_, path, body, deadline, cancel_fd_, resolver_, limits);
   {
     std::lock_guard<std::mutex> lock(state_mu_);
     in_call_ = false;

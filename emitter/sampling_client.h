@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "core/centralized_sampler.h"
 #include "core/daemon_address.h"
+#include "emitter/internal/http_post.h"
 
 namespace xraysink::emitter {
 
@@ -53,6 +54,7 @@ class SamplingClient : public core::SamplingApi {
   const std::string endpoint_;  // host:port, for messages
   const absl::Duration timeout_;
   std::mutex call_mu_;  // one call at a time
+  internal::NameResolver resolver_;
 
   std::mutex state_mu_;
   bool in_call_ = false;

@@ -88,78 +88,17 @@ absl::Status NotReady(Readiness readiness, absl::string_view doing) {
   }
 }
 
-using AddressList = std::unique_ptr<addrinfo, decltype(&freeaddrinfo)>;
-
-// A name's resolution on a thread of its own, shared with the call that waits for it: whichever
-// lets go last frees it, the thread when the call gave up first.
-struct Lookup {
-  Lookup() : done_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-  ~Lookup() {
-    if (found != nullptr) freeaddrinfo(found);
-    if (done_fd >= 0) close(done_fd);
-  }
-  std::string host;
-  std::string port;
-  addrinfo hints{};
-  int done_fd;
-  std::atomic<bool> done{false};  // releases `error` and `found`
-  int error = 0;
-  addrinfo* found = nullptr;
-};
-
 absl::Status ResolveFailed(const core::Endpoint& endpoint, int error) {
   return absl::UnavailableError(
       absl::StrCat("cannot resolve '", endpoint.host, "': ", gai_strerror(error)));
 }
 
-absl::StatusOr<AddressList> Resolve(const core::Endpoint& endpoint, int cancel_fd,
-                                    Clock::time_point deadline, ResolveFunction resolve) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  const std::string port = std::to_string(endpoint.port);
-  // An address (the daemon's usual 127.0.0.1) needs no resolver: answered at once.
-  addrinfo numeric = hints;
-  numeric.ai_flags |= AI_NUMERICHOST;
-  addrinfo* found = nullptr;
-  const int error = resolve(endpoint.host.c_str(), port.c_str(), &numeric, &found);
-  if (error == 0) return AddressList(found, &freeaddrinfo);
-  if (error != EAI_NONAME) return ResolveFailed(endpoint, error);
-
-  auto lookup = std::make_shared<Lookup>();
-  if (lookup->done_fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot resolve '", endpoint.host, "': no eventfd: ", ErrnoText(errno)));
-  }
-  lookup->host = endpoint.host;
-  lookup->port = port;
-  lookup->hints = hints;
-  try {
-    std::thread([lookup, resolve] {
-      lookup->error =
-          resolve(lookup->host.c_str(), lookup->port.c_str(), &lookup->hints, &lookup->found);
-      lookup->done.store(true, std::memory_order_release);
-      const uint64_t one = 1;
-      [[maybe_unused]] const ssize_t written = write(lookup->done_fd, &one, sizeof(one));
-    }).detach();
-  } catch (const std::system_error& thread_error) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot resolve '", endpoint.host, "': no thread: ", thread_error.what()));
-  }
-  while (!lookup->done.load(std::memory_order_acquire)) {
-    const Readiness ready = WaitFor(lookup->done_fd, POLLIN, cancel_fd, deadline);
-    if (ready != Readiness::kReady) return NotReady(ready, "resolving the name");
-  }
-  if (lookup->error != 0) return ResolveFailed(endpoint, lookup->error);
-  return AddressList(std::exchange(lookup->found, nullptr), &freeaddrinfo);
-}
-
 absl::StatusOr<Socket> Connect(const core::Endpoint& endpoint, int cancel_fd,
-                               Clock::time_point deadline, ResolveFunction resolve) {
-  absl::StatusOr<AddressList> addresses = Resolve(endpoint, cancel_fd, deadline, resolve);
+                               Clock::time_point deadline, NameResolver& resolver) {
+  absl::StatusOr<NameResolver::Addresses> addresses =
+      resolver.Resolve(endpoint, cancel_fd, deadline);
   if (!addresses.ok()) return addresses.status();
-  const addrinfo* found = addresses->get();
+  const addrinfo* found = addresses->first();
   absl::Status failed = absl::UnavailableError("no address to connect to");
   for (const addrinfo* address = found; address != nullptr; address = address->ai_next) {
     Socket socket(::socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -407,11 +346,86 @@ class AnswerParser {
 
 }  // namespace
 
+// One resolution: answered at once (an address), or on a thread of its own (a name), shared by
+// the resolver, the calls waiting for it and that thread; whichever lets go last frees it.
+struct NameResolver::Lookup {
+  explicit Lookup(bool on_a_thread)
+      : done_fd(on_a_thread ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1) {}
+  ~Lookup() {
+    if (found != nullptr) freeaddrinfo(found);
+    if (done_fd >= 0) close(done_fd);
+  }
+  std::string host;
+  std::string port;
+  addrinfo hints{};
+  int done_fd;                    // readable once done, and stays so: any number of waiters
+  std::atomic<bool> done{false};  // releases `error` and `found`
+  int error = 0;
+  addrinfo* found = nullptr;
+};
+
+const addrinfo* NameResolver::Addresses::first() const { return lookup_->found; }
+
+absl::StatusOr<NameResolver::Addresses> NameResolver::Resolve(const core::Endpoint& endpoint,
+                                                              int cancel_fd,
+                                                              Clock::time_point deadline) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  const std::string port = std::to_string(endpoint.port);
+  {
+    addrinfo numeric = hints;
+    numeric.ai_flags |= AI_NUMERICHOST;
+    auto answered = std::make_shared<Lookup>(false);
+    const int error = resolve_(endpoint.host.c_str(), port.c_str(), &numeric, &answered->found);
+    if (error == 0) return Addresses(std::move(answered));
+    if (error != EAI_NONAME) return ResolveFailed(endpoint, error);
+  }
+
+  std::shared_ptr<Lookup> lookup;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in_flight_ != nullptr && !in_flight_->done.load(std::memory_order_acquire) &&
+        in_flight_->host == endpoint.host && in_flight_->port == port) {
+      lookup = in_flight_;
+    } else {
+      lookup = std::make_shared<Lookup>(true);
+      if (lookup->done_fd < 0) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot resolve '", endpoint.host, "': no eventfd: ", ErrnoText(errno)));
+      }
+      lookup->host = endpoint.host;
+      lookup->port = port;
+      lookup->hints = hints;
+      try {
+        std::thread([lookup, resolve = resolve_] {
+          lookup->error =
+              resolve(lookup->host.c_str(), lookup->port.c_str(), &lookup->hints, &lookup->found);
+          lookup->done.store(true, std::memory_order_release);
+          const uint64_t one = 1;
+          [[maybe_unused]] const ssize_t written = write(lookup->done_fd, &one, sizeof(one));
+        }).detach();
+      } catch (const std::system_error& thread_error) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot resolve '", endpoint.host, "': no thread: ", thread_error.what()));
+      }
+      in_flight_ = lookup;
+    }
+  }
+  while (!lookup->done.load(std::memory_order_acquire)) {
+    const Readiness ready = WaitFor(lookup->done_fd, POLLIN, cancel_fd, deadline);
+    if (ready != Readiness::kReady) return NotReady(ready, "resolving the name");
+  }
+  if (lookup->error != 0) return ResolveFailed(endpoint, lookup->error);
+  return Addresses(std::move(lookup));
+}
+
 absl::StatusOr<HttpAnswer> PostJson(const core::Endpoint& endpoint, std::string_view path,
                                     std::string_view body, Clock::time_point deadline,
-                                    int cancel_fd, const HttpLimits& limits,
-                                    ResolveFunction resolve) {
-  absl::StatusOr<Socket> socket = Connect(endpoint, cancel_fd, deadline, resolve);
+                                    int cancel_fd, NameResolver& resolver,
+                                    const HttpLimits& limits) {
+  absl::StatusOr<Socket> socket = Connect(endpoint, cancel_fd, deadline, resolver);
   if (!socket.ok()) return socket.status();
   const bool v6 = endpoint.host.find(':') != std::string::npos;
   const std::string request = absl::StrCat(
