@@ -36,7 +36,8 @@ constexpr char kUsage[] =
 
 Receives X-Ray segment documents over UDP like the X-Ray daemon and prints each finished trace
 as a tree on stdout. Malformed datagrams are reported on stderr. SIGINT/SIGTERM read the datagrams
-already received (a second signal stops that), print the traces still pending and exit.
+already received (a second signal stops that), print the traces still pending (those not complete
+marked "incomplete at exit") and exit.
 
   --address HOST:PORT     where to listen (default 127.0.0.1:2000; port 0 picks a free one).
                           The first line printed is "listening on HOST:PORT".
@@ -190,7 +191,11 @@ class LocalDaemon {
       if (!datagram->has_value()) break;
       if (!Handle(**datagram)) return Exit(1);
     }
-    Print(assembler_.TakeAll());
+    // Marked like an expired trace, so that a reader can tell one cut short by the exit from one
+    // that was only waiting out its quiet period.
+    for (const Trace& trace : assembler_.TakeAll()) {
+      PrintOne(trace, trace.complete() ? "" : "incomplete at exit");
+    }
     return Exit(0);
   }
 
@@ -220,11 +225,16 @@ class LocalDaemon {
   // Prints `traces`, each marked with `remark` if not empty; true when --exit-after-traces is
   // reached.
   bool Print(const std::vector<Trace>& traces, std::string_view remark = "") {
-    for (const Trace& trace : traces) {
-      std::fputs(xraysink::tools::FormatTrace(trace, remark).c_str(), stdout);
-      ++printed_;
-    }
+    for (const Trace& trace : traces) PrintOne(trace, remark);
+    return ExitAfterTracesReached();
+  }
+  bool PrintOne(const Trace& trace, std::string_view remark) {
+    std::fputs(xraysink::tools::FormatTrace(trace, remark).c_str(), stdout);
+    ++printed_;
     std::fflush(stdout);
+    return ExitAfterTracesReached();
+  }
+  bool ExitAfterTracesReached() const {
     return options_.exit_after_traces && printed_ >= *options_.exit_after_traces;
   }
 

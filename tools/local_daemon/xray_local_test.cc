@@ -173,16 +173,22 @@ TEST(XrayLocalTest, PrintsPendingTracesOnSigterm) {
   const uint16_t port = xray_local.Port();
   ASSERT_NE(port, 0);
   Send(port, MakeDatagram(Corpus("awsdocs-in-progress-segment.json")));
-  // Datagrams from one socket are handled in order: once this one is reported, the segment is in.
+  // Complete, but still in its quiet period at the signal.
+  Send(port, MakeDatagram(Corpus("awsdocs-segment-with-embedded-subsegment.json")));
+  // Datagrams from one socket are handled in order: once this one is reported, the segments are
+  // in.
   Send(port, "not a datagram");
   ASSERT_TRUE(xray_local.AwaitStderr("malformed datagram #1")) << xray_local.err();
   xray_local.Signal(SIGTERM);
 
   ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
-  EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
-                                          "  example.com (segment) in progress\n"));
+  EXPECT_THAT(xray_local.out(),
+              HasSubstr("trace 1-581cf771-a006649127e371903a2de979 (incomplete at exit)\n"
+                        "  example.com (segment) in progress\n"));
+  EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-5759e988-bd862e3fe1be46a994272793\n"))
+      << "a complete trace is not marked";
   EXPECT_THAT(xray_local.err(),
-              HasSubstr("xray_local: 2 datagrams, 1 malformed, 1 traces printed (0 incomplete "
+              HasSubstr("xray_local: 3 datagrams, 1 malformed, 2 traces printed (0 incomplete "
                         "after --pending-timeout-s), 0 pending, 0 dropped by the kernel (receive "
                         "buffer full)\n"));
 }
@@ -223,8 +229,9 @@ TEST(XrayLocalTest, ReadsWhatWasAlreadyReceivedOnSigterm) {
   xray_local.Signal(SIGCONT);
 
   ASSERT_EQ(xray_local.Wait(), 0) << xray_local.err();
-  EXPECT_THAT(xray_local.out(), HasSubstr("trace 1-581cf771-a006649127e371903a2de979\n"
-                                          "  example.com (segment) in progress\n"));
+  EXPECT_THAT(xray_local.out(),
+              HasSubstr("trace 1-581cf771-a006649127e371903a2de979 (incomplete at exit)\n"
+                        "  example.com (segment) in progress\n"));
   EXPECT_THAT(xray_local.err(),
               HasSubstr("xray_local: 6 datagrams, 5 malformed, 1 traces printed (0 incomplete "
                         "after --pending-timeout-s), 0 pending, 0 dropped by the kernel (receive "
