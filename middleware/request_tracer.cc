@@ -34,20 +34,27 @@ std::string_view PathOf(std::string_view target) {
   return target.substr(0, end);
 }
 
-// Continues the caller's trace from a valid header; true when it asked for a decision
-// (Sampled=?). Out of line, as BeginRecorded: the unsampled path stays small in the instruction
-// cache, which a busy server's request path already overflows.
+// Continues the caller's trace from a valid header, and takes the caller's sampling decision
+// from any header that parses, with or without a Root to continue: a Python SDK sends its no-op
+// Root (1-00000000-...) with Sampled=0 for each request it did not sample, and that request must
+// not be sampled here either (spec 3.1: Sampled=1/0 wins). True when the caller asked for a
+// decision (Sampled=?). Out of line, as BeginRecorded: the unsampled path stays small in the
+// instruction cache, which a busy server's request path already overflows.
 [[gnu::noinline]] bool ContinueFromHeader(std::string_view value,
                                           core::BeginSegmentOptions& options) {
   absl::StatusOr<core::TraceHeader> header = core::TraceHeader::Parse(value);
-  if (!header.ok() || !header->root) return false;
-  options.trace_id = *header->root;
-  if (header->parent) options.parent_id = *header->parent;
-  options.propagated_header_keys = header->ExtraKeys();
+  if (!header.ok()) return false;
   if (header->sampled == core::SampledFlag::kSampled) {
     options.sampling = core::SamplingDecision{true, ""};
   } else if (header->sampled == core::SampledFlag::kNotSampled) {
     options.sampling = core::SamplingDecision{false, ""};
+  }
+  // Without a Root there is no trace to continue: a Parent alone names an entity of no trace,
+  // and the extra keys belonged to the caller's.
+  if (header->root) {
+    options.trace_id = *header->root;
+    if (header->parent) options.parent_id = *header->parent;
+    options.propagated_header_keys = header->ExtraKeys();
   }
   return header->sampled == core::SampledFlag::kRequested;
 }

@@ -7,20 +7,24 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_replace.h"
 #include "core/testing/collecting_sink.h"
 
 namespace xraysink::middleware {
 namespace {
 
-// Records what it was asked; samples everything.
+// Records what it was asked; samples everything unless told otherwise.
 struct RecordingSampler : core::Sampler {
   core::SamplingDecision ShouldTrace(const core::SamplingRequest& request) override {
+    ++asked;
     host = std::string(request.host);
     method = std::string(request.method);
     path = std::string(request.path);
     service = std::string(request.service);
-    return {true, ""};
+    return {answer, ""};
   }
+  bool answer = true;
+  int asked = 0;
   std::string host, method, path, service;
 };
 
@@ -107,6 +111,46 @@ TEST(RequestTracerTest, UnsampledRequestRecordsNoFields) {
   traced.Finish(503, /*content_length=*/12);
   EXPECT_FALSE(traced.segment()->http().response.has_value());
   EXPECT_FALSE(traced.segment()->fault());
+}
+
+// The caller's Sampled=1/0 stands even when there is no Root to continue (spec 3.1): a Python
+// SDK sends its no-op Root with Sampled=0 for every request it did not sample, and an invalid
+// Root is treated as absent. The trace is a new one either way.
+TEST(RequestTracerTest, TheCallersDecisionStandsWithoutARootToContinue) {
+  auto sampler = std::make_shared<RecordingSampler>();
+  RequestTracer tracer(MakeRecorder(sampler), SegmentNaming::Fixed("x"));
+  for (const char* header :
+       {"Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0",
+        "Root=not-a-trace-id;Sampled=0", "Sampled=0", "Parent=53995c3f42cd8ad8;Sampled=0"}) {
+    SCOPED_TRACE(header);
+    IncomingRequest request = Request("h");
+    request.trace_header = header;
+    sampler->answer = true;
+    TracedRequest traced = tracer.Begin(request);
+    ASSERT_NE(traced.segment(), nullptr);
+    EXPECT_FALSE(traced.segment()->sampled());
+    EXPECT_EQ(sampler->asked, 0) << "the caller decided";
+    EXPECT_NE(traced.segment()->trace_id().view(), "1-00000000-000000000000000000000000");
+    EXPECT_TRUE(traced.segment()->parent_id().empty());
+    EXPECT_EQ(traced.response_header(), "Root=" + std::string(traced.segment()->trace_id().view()));
+
+    const std::string sampled_header = absl::StrReplaceAll(header, {{"Sampled=0", "Sampled=1"}});
+    request.trace_header = sampled_header;
+    sampler->answer = false;
+    TracedRequest sampled = tracer.Begin(request);
+    ASSERT_NE(sampled.segment(), nullptr);
+    EXPECT_TRUE(sampled.segment()->sampled());
+    EXPECT_EQ(sampler->asked, 0) << "the caller decided";
+    EXPECT_TRUE(sampled.segment()->parent_id().empty());
+  }
+  // Sampled=? without a Root asks the sampler, and the answer says what it decided.
+  IncomingRequest request = Request("h");
+  request.trace_header = "Root=1-00000000-000000000000000000000000;Sampled=?";
+  sampler->answer = false;
+  TracedRequest asked = tracer.Begin(request);
+  EXPECT_EQ(sampler->asked, 1);
+  EXPECT_EQ(asked.response_header(),
+            "Root=" + std::string(asked.segment()->trace_id().view()) + ";Sampled=0");
 }
 
 // A status that is not an HTTP one records no response: its length has nowhere to go (an
