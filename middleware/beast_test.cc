@@ -45,6 +45,7 @@
 #include "core/testing/schema_validator.h"
 #include "middleware/beast_client.h"
 #include "middleware/beast_server.h"
+#include "middleware/testing/trace_header_forms.h"
 #include "rapidjson/document.h"
 
 namespace xraysink::middleware {
@@ -952,6 +953,39 @@ TEST_F(BeastMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
   EXPECT_EQ(Run(fetch()), std::optional<bool>(true));
   EXPECT_EQ(seen.get_future().get(), "");
   EXPECT_EQ(recorder_->stats().context_missing, 1u);
+}
+
+// Every header form of the spec, against a sampler that says what the form needs it to say.
+TEST_F(BeastMiddlewareTest, EveryTraceHeaderFormOfTheSpec) {
+  auto sampler = std::make_shared<testing::ScriptedSampler>();
+  auto sink = std::make_shared<core::testing::CollectingSink>();
+  core::RecorderOptions options;
+  options.service_name = "svc";
+  options.read_environment = false;
+  options.sampler = sampler;
+  options.sink = sink;
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  asio::co_spawn(
+      io_,
+      ServeTraced(std::move(acceptor),
+                  std::make_shared<RequestTracer>(*core::Recorder::Create(std::move(options)),
+                                                  SegmentNaming::Fixed("svc")),
+                  [](Request request) -> awaitable<Response> {
+                    co_return Reply(request, http::status::ok, "hi");
+                  }),
+      asio::detached);
+  testing::CheckTraceHeaderForms(*sampler, *sink, "127.0.0.1:" + std::to_string(port),
+                                 [&](const std::string& name, const std::string& value,
+                                     const std::string& target) -> std::optional<std::string> {
+                                   std::vector<Request> requests;
+                                   requests.push_back(Get(port, target, {{name, value}}));
+                                   std::optional<std::vector<Response>> responses =
+                                       Run(Exchange(port, std::move(requests)));
+                                   if (!responses || responses->size() != 1) return std::nullopt;
+                                   EXPECT_EQ(responses->front().result_int(), 200u);
+                                   return std::string(responses->front()["X-Amzn-Trace-Id"]);
+                                 });
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "core/testing/schema_validator.h"
 #include "middleware/httplib_client.h"
 #include "middleware/httplib_server.h"
+#include "middleware/testing/trace_header_forms.h"
 #include "rapidjson/document.h"
 
 namespace xraysink::middleware {
@@ -420,6 +421,33 @@ TEST_F(HttplibMiddlewareTest, ClientCallsRunWithSigpipeBlocked) {
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(blocked_during_call);
   EXPECT_FALSE(sigpipe_blocked());
+}
+
+// Every header form of the spec, against a sampler that says what the form needs it to say.
+TEST(HttplibTraceHeaderTest, EveryFormOfTheSpec) {
+  auto sampler = std::make_shared<testing::ScriptedSampler>();
+  auto sink = std::make_shared<core::testing::CollectingSink>();
+  core::RecorderOptions options;
+  options.service_name = "svc";
+  options.read_environment = false;
+  options.sampler = sampler;
+  options.sink = sink;
+  TracedServer server(*core::Recorder::Create(std::move(options)), "svc");
+  server.server().Get("/hello", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("hi", "text/plain");
+  });
+  server.Start();
+  httplib::Client client(server.url());
+  testing::CheckTraceHeaderForms(
+      *sampler, *sink, "127.0.0.1:" + std::to_string(server.port()),
+      [&](const std::string& name, const std::string& value,
+          const std::string& target) -> std::optional<std::string> {
+        httplib::Result result = client.Get(target.c_str(), {{name, value}});
+        EXPECT_TRUE(result) << httplib::to_string(result.error());
+        if (!result) return std::nullopt;
+        EXPECT_EQ(result->status, 200);
+        return result->get_header_value("X-Amzn-Trace-Id");
+      });
 }
 
 }  // namespace
