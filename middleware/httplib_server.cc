@@ -37,8 +37,15 @@ std::optional<int64_t> ContentLength(const httplib::Response& response) {
 
 void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer> tracer,
                     httplib::Server::HandlerWithResponse user_pre_routing) {
+  HttplibHooks hooks;
+  hooks.pre_routing = std::move(user_pre_routing);
+  InstallTracing(server, std::move(tracer), std::move(hooks));
+}
+
+void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer> tracer,
+                    HttplibHooks hooks) {
   if (tracer == nullptr) tracer = std::make_shared<const RequestTracer>(nullptr, SegmentNaming());
-  server.set_pre_routing_handler([tracer, user_pre_routing = std::move(user_pre_routing)](
+  server.set_pre_routing_handler([tracer, user_pre_routing = std::move(hooks.pre_routing)](
                                      const httplib::Request& request, httplib::Response& response) {
     active.reset();  // a request that never reached post-routing
     static const std::string kHost = "Host", kUserAgent = "User-Agent",
@@ -57,12 +64,37 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
     return user_pre_routing ? user_pre_routing(request, response)
                             : httplib::Server::HandlerResponse::Unhandled;
   });
-  server.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& response, std::exception_ptr exception) {
+  // The exception becomes the segment's cause here; post-routing, which httplib runs next,
+  // records the status answered: 500, or what the user's exception hook chose.
+  server.set_exception_handler([user_exception = std::move(hooks.exception)](
+                                   const httplib::Request& request, httplib::Response& response,
+                                   std::exception_ptr exception) {
+    response.status = 500;
+    if (active) active->traced.RecordException(exception);
+    if (!user_exception) return;
+    // httplib calls this from its catch block: an exception from here would leave the worker
+    // thread, and end the process.
+    try {
+      user_exception(request, response, exception);
+    } catch (...) {
+      response = httplib::Response();
+      response.status = 500;
+    }
+  });
+  server.set_post_routing_handler([user_post_routing = std::move(hooks.post_routing)](
+                                      const httplib::Request& request,
+                                      httplib::Response& response) {
+    // Outside httplib's try, like the exception handler: caught here, or it would end the
+    // process.
+    if (user_post_routing) {
+      try {
+        user_post_routing(request, response);
+      } catch (...) {
+        response = httplib::Response();
         response.status = 500;
-        if (active) active->traced.FinishWithException(exception);
-      });
-  server.set_post_routing_handler([](const httplib::Request&, httplib::Response& response) {
+        if (active) active->traced.RecordException(std::current_exception());
+      }
+    }
     if (!active) return;
     if (!active->traced.response_header().empty()) {
       // Ours replaces one the handler set (httplib's header names compare case-insensitively).

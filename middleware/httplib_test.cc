@@ -40,8 +40,8 @@ class TracedServer {
  public:
   TracedServer(std::shared_ptr<core::Recorder> recorder, std::string name)
       : TracedServer(std::make_shared<RequestTracer>(recorder, SegmentNaming::Fixed(name))) {}
-  explicit TracedServer(std::shared_ptr<const RequestTracer> tracer) {
-    InstallTracing(server_, std::move(tracer));
+  explicit TracedServer(std::shared_ptr<const RequestTracer> tracer, HttplibHooks hooks = {}) {
+    InstallTracing(server_, std::move(tracer), std::move(hooks));
     port_ = server_.bind_to_any_port("127.0.0.1");
   }
   ~TracedServer() {
@@ -448,6 +448,110 @@ TEST(HttplibTraceHeaderTest, EveryFormOfTheSpec) {
         EXPECT_EQ(result->status, 200);
         return result->get_header_value("X-Amzn-Trace-Id");
       });
+}
+
+// The server's own hooks run inside the request's trace, and what they answer is what the
+// segment records.
+TEST_F(HttplibMiddlewareTest, UserHooksRunInsideTheTrace) {
+  std::mutex mu;
+  std::vector<std::string> seen;  // each hook and handler, and whether a segment was current
+  const auto note = [&](const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(what + (core::Recorder::PeekCurrentEntity() != nullptr ? " traced" : " bare"));
+  };
+  HttplibHooks hooks;
+  hooks.pre_routing = [&](const httplib::Request& request, httplib::Response& response) {
+    note("pre " + request.path);
+    if (request.path != "/early") return httplib::Server::HandlerResponse::Unhandled;
+    response.status = 403;
+    response.set_content("no", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  hooks.post_routing = [&](const httplib::Request& request, httplib::Response& response) {
+    note("post " + request.path);
+    response.set_header("X-Post", "1");
+    if (request.path == "/post-throws") throw std::runtime_error("post hook bug");
+  };
+  hooks.exception = [&](const httplib::Request& request, httplib::Response& response,
+                        std::exception_ptr) {
+    note("exception " + request.path);
+    if (request.path == "/hook-throws") throw std::runtime_error("exception hook bug");
+    response.status = 503;
+    response.set_content("sorry", "text/plain");
+  };
+  TracedServer server(std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("svc")),
+                      std::move(hooks));
+  server.server().Get("/hello", [&](const httplib::Request&, httplib::Response& response) {
+    note("handler /hello");
+    response.set_content("hi", "text/plain");
+  });
+  for (const char* path : {"/throw", "/hook-throws"}) {
+    server.server().Get(path, [](const httplib::Request&, httplib::Response&) {
+      throw std::logic_error("handler bug");
+    });
+  }
+  server.server().Get("/post-throws", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("fine", "text/plain");
+  });
+  server.Start();
+  httplib::Client client(server.url());
+
+  httplib::Result hello = client.Get("/hello");
+  ASSERT_TRUE(hello);
+  EXPECT_EQ(hello->status, 200);
+  EXPECT_EQ(hello->get_header_value("X-Post"), "1");
+  EXPECT_EQ(hello->get_header_value("X-Amzn-Trace-Id").rfind("Root=1-", 0), 0u);
+  httplib::Result early = client.Get("/early");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status, 403);
+  EXPECT_EQ(early->body, "no");
+  httplib::Result thrown = client.Get("/throw");
+  ASSERT_TRUE(thrown);
+  EXPECT_EQ(thrown->status, 503);
+  EXPECT_EQ(thrown->body, "sorry");
+  httplib::Result hook_threw = client.Get("/hook-throws");
+  ASSERT_TRUE(hook_threw);
+  EXPECT_EQ(hook_threw->status, 500);
+  httplib::Result post_threw = client.Get("/post-throws");
+  ASSERT_TRUE(post_threw);
+  EXPECT_EQ(post_threw->status, 500);
+  EXPECT_EQ(post_threw->get_header_value("X-Amzn-Trace-Id").rfind("Root=1-", 0), 0u);
+
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(seen, (std::vector<std::string>{
+                        "pre /hello traced", "handler /hello traced", "post /hello traced",
+                        "pre /early traced", "post /early traced", "pre /throw traced",
+                        "exception /throw traced", "post /throw traced", "pre /hook-throws traced",
+                        "exception /hook-throws traced", "post /hook-throws traced",
+                        "pre /post-throws traced", "post /post-throws traced"}));
+  }
+  std::map<std::string, rapidjson::Document> by_path;
+  for (auto& [name, doc] : Segments()) {
+    const std::string url = doc["http"]["request"]["url"].GetString();
+    by_path.emplace(url.substr(url.rfind('/')), std::move(doc));
+  }
+  ASSERT_EQ(by_path.size(), 5u);
+  EXPECT_EQ(by_path["/hello"]["http"]["response"]["status"].GetInt(), 200);
+  EXPECT_FALSE(by_path["/hello"].HasMember("fault"));
+  EXPECT_EQ(by_path["/early"]["http"]["response"]["status"].GetInt(), 403);
+  EXPECT_TRUE(by_path["/early"]["error"].GetBool());
+  const auto cause_message = [&](const std::string& path) {
+    const rapidjson::Document& doc = by_path[path];
+    return doc.HasMember("cause")
+               ? std::string(doc["cause"]["exceptions"][0]["message"].GetString())
+               : std::string("(no cause)");
+  };
+  // The status the hook answered with, and the handler's exception as the cause.
+  EXPECT_EQ(by_path["/throw"]["http"]["response"]["status"].GetInt(), 503);
+  EXPECT_TRUE(by_path["/throw"]["fault"].GetBool());
+  EXPECT_EQ(cause_message("/throw"), "handler bug");
+  EXPECT_EQ(by_path["/hook-throws"]["http"]["response"]["status"].GetInt(), 500);
+  EXPECT_TRUE(by_path["/hook-throws"]["fault"].GetBool());
+  EXPECT_EQ(cause_message("/hook-throws"), "handler bug");
+  EXPECT_EQ(by_path["/post-throws"]["http"]["response"]["status"].GetInt(), 500);
+  EXPECT_TRUE(by_path["/post-throws"]["fault"].GetBool());
+  EXPECT_EQ(cause_message("/post-throws"), "post hook bug");
 }
 
 }  // namespace

@@ -284,6 +284,10 @@ void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
   End();
 }
 
+void TracedRequest::RecordException(const std::exception_ptr& exception) {
+  if (core::Segment* segment = Unfinished(); segment != nullptr) segment->AddException(exception);
+}
+
 void TracedRequest::End() {
   core::Segment* segment = Unfinished();
   if (segment == nullptr) return;

@@ -73,6 +73,9 @@ class TracedRequest : private core::SegmentBuilder {
   void Finish(int status, std::optional<int64_t> content_length = std::nullopt);
   // The handler threw: status 500, fault and the exception as cause; ends the segment.
   void FinishWithException(const std::exception_ptr& exception);
+  // The handler threw and something else answers: the exception becomes the segment's cause,
+  // and the Finish that follows records the status it answered with.
+  void RecordException(const std::exception_ptr& exception);
 
  private:
   friend class RequestTracer;
