@@ -359,6 +359,41 @@ TEST_F(HttplibMiddlewareTest, ConnectionErrorsAreFaults) {
   EXPECT_STREQ(call["cause"]["exceptions"][0]["type"].GetString(), "httplib::Error");
 }
 
+// A downstream that takes the connection and never answers: the call times out, a fault with
+// the timeout as its cause.
+TEST_F(HttplibMiddlewareTest, ClientTimeoutsAreFaults) {
+  // Listening, never accepting: the kernel completes the handshake, nobody ever answers.
+  const int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(silent, 4), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&address), &length), 0);
+
+  recorder_->BeginSegment("caller");
+  TracedClient client("http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)),
+                      recorder_.get());
+  client.client().set_read_timeout(0, 200 * 1000);
+  httplib::Result result = client.Get("/hello");
+  recorder_->EndSegment();
+  close(silent);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), httplib::Error::Read);
+
+  auto segments = Segments();
+  ASSERT_EQ(segments.size(), 1u);
+  const auto& call = segments.begin()->second["subsegments"][0];
+  EXPECT_STREQ(call["namespace"].GetString(), "remote");
+  EXPECT_TRUE(call["fault"].GetBool());
+  EXPECT_FALSE(call["http"].HasMember("response")) << "nothing was answered";
+  EXPECT_TRUE(call["cause"]["exceptions"][0]["remote"].GetBool());
+  EXPECT_STREQ(call["cause"]["exceptions"][0]["type"].GetString(), "httplib::Error");
+  EXPECT_STREQ(call["cause"]["exceptions"][0]["message"].GetString(), "Read");
+}
+
 TEST_F(HttplibMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
   std::string seen_header = "unset";
   httplib::Server plain;
