@@ -67,8 +67,22 @@ httplib::Result TracedClient::Put(const std::string& path, const std::string& bo
                 [&] { return client_.Put(path, headers, body, content_type); });
 }
 
+httplib::Result TracedClient::Patch(const std::string& path, const std::string& body,
+                                    const std::string& content_type, httplib::Headers headers) {
+  return Traced("PATCH", path, headers,
+                [&] { return client_.Patch(path, headers, body, content_type); });
+}
+
 httplib::Result TracedClient::Delete(const std::string& path, httplib::Headers headers) {
   return Traced("DELETE", path, headers, [&] { return client_.Delete(path, headers); });
+}
+
+httplib::Result TracedClient::Head(const std::string& path, httplib::Headers headers) {
+  return Traced("HEAD", path, headers, [&] { return client_.Head(path, headers); });
+}
+
+httplib::Result TracedClient::Options(const std::string& path, httplib::Headers headers) {
+  return Traced("OPTIONS", path, headers, [&] { return client_.Options(path, headers); });
 }
 
 }  // namespace xraysink::middleware

@@ -24,7 +24,11 @@ class TracedClient {
                        const std::string& content_type, httplib::Headers headers = {});
   httplib::Result Put(const std::string& path, const std::string& body,
                       const std::string& content_type, httplib::Headers headers = {});
+  httplib::Result Patch(const std::string& path, const std::string& body,
+                        const std::string& content_type, httplib::Headers headers = {});
   httplib::Result Delete(const std::string& path, httplib::Headers headers = {});
+  httplib::Result Head(const std::string& path, httplib::Headers headers = {});
+  httplib::Result Options(const std::string& path, httplib::Headers headers = {});
 
   // The wrapped client, for settings (timeouts, keep-alive, ...).
   httplib::Client& client() { return client_; }

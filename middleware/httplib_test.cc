@@ -394,6 +394,61 @@ TEST_F(HttplibMiddlewareTest, ClientTimeoutsAreFaults) {
   EXPECT_STREQ(call["cause"]["exceptions"][0]["message"].GetString(), "Read");
 }
 
+// Each method of the traced client is a `remote` subsegment with its method, and carries the
+// header naming that subsegment as the downstream's parent.
+TEST_F(HttplibMiddlewareTest, EveryClientMethodIsTracedAndPropagated) {
+  httplib::Server plain;
+  std::mutex mu;
+  std::map<std::string, std::string> headers_seen;  // by method
+  const auto record = [&](const httplib::Request& request, httplib::Response& response) {
+    std::lock_guard<std::mutex> lock(mu);
+    headers_seen[request.method] = request.get_header_value("X-Amzn-Trace-Id");
+    response.status = 204;
+  };
+  plain.Get("/r", record);
+  plain.Post("/r", record);
+  plain.Put("/r", record);
+  plain.Patch("/r", record);
+  plain.Delete("/r", record);
+  plain.Options("/r", record);
+  const int port = plain.bind_to_any_port("127.0.0.1");
+  std::thread thread([&] { plain.listen_after_bind(); });
+
+  recorder_->BeginSegment("caller");
+  TracedClient client("http://127.0.0.1:" + std::to_string(port), recorder_.get());
+  std::vector<int> statuses;
+  for (const httplib::Result& result :
+       {client.Get("/r"), client.Post("/r", "{}", "application/json"),
+        client.Put("/r", "{}", "application/json"), client.Patch("/r", "{}", "application/json"),
+        client.Delete("/r"), client.Head("/r"), client.Options("/r")}) {
+    statuses.push_back(result ? result->status : -1);
+  }
+  recorder_->EndSegment();
+  plain.stop();
+  thread.join();
+  // httplib answers HEAD from the GET route.
+  EXPECT_EQ(statuses, std::vector<int>(7, 204));
+
+  auto segments = Segments();
+  ASSERT_EQ(segments.size(), 1u);
+  const auto& calls = segments.begin()->second["subsegments"];
+  ASSERT_EQ(calls.Size(), 7u);
+  const std::string trace_id = segments.begin()->second["trace_id"].GetString();
+  std::vector<std::string> methods;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& call : calls.GetArray()) {
+    const std::string method = call["http"]["request"]["method"].GetString();
+    methods.push_back(method);
+    EXPECT_STREQ(call["namespace"].GetString(), "remote");
+    EXPECT_EQ(call["http"]["response"]["status"].GetInt(), 204);
+    EXPECT_EQ(headers_seen[method],
+              "Root=" + trace_id + ";Parent=" + call["id"].GetString() + ";Sampled=1")
+        << method;
+  }
+  EXPECT_EQ(methods,
+            (std::vector<std::string>{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}));
+}
+
 TEST_F(HttplibMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
   std::string seen_header = "unset";
   httplib::Server plain;
