@@ -108,6 +108,9 @@ TracedRequest BeginBeast(const RequestTracer& tracer,
           if (!std::exchange(trace_header, true)) incoming.trace_header = field.value();
         } else if (boost::beast::iequals(field.name_string(), "X-Forwarded-For")) {
           if (!std::exchange(forwarded_for, true)) incoming.forwarded_for = field.value();
+        } else if (!trace_header && incoming.trace_header.empty() &&
+                   boost::beast::iequals(field.name_string(), kRewrittenTraceHeader)) {
+          incoming.trace_header = field.value();  // X-Amzn-Trace-Id, when it comes, wins
         }
         break;
       default:

@@ -49,13 +49,15 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
                                      const httplib::Request& request, httplib::Response& response) {
     active.reset();  // a request that never reached post-routing
     static const std::string kHost = "Host", kUserAgent = "User-Agent",
-                             kTraceHeader = "X-Amzn-Trace-Id", kForwardedFor = "X-Forwarded-For";
+                             kTraceHeader = "X-Amzn-Trace-Id", kForwardedFor = "X-Forwarded-For",
+                             kRewritten = std::string(kRewrittenTraceHeader);
     IncomingRequest incoming;
     incoming.method = request.method;
     incoming.host = Header(request, kHost);
     incoming.target = request.target;
     incoming.user_agent = Header(request, kUserAgent);
     incoming.trace_header = Header(request, kTraceHeader);
+    if (incoming.trace_header.empty()) incoming.trace_header = Header(request, kRewritten);
     incoming.forwarded_for = Header(request, kForwardedFor);
     incoming.peer_address = request.remote_addr;
     ActiveRequest& current = active.emplace();

@@ -29,6 +29,10 @@ struct SegmentNaming {
   std::string fallback_name;
 };
 
+// The name a proxy or gateway that rewrites header names CGI-style gives X-Amzn-Trace-Id (spec
+// 2.1); adapters read it only when X-Amzn-Trace-Id itself is absent.
+inline constexpr std::string_view kRewrittenTraceHeader = "HTTP_X_AMZN_TRACE_ID";
+
 // What the middleware reads from an incoming request; adapters fill it from their framework.
 // Views must stay valid during Begin().
 struct IncomingRequest {
@@ -37,7 +41,7 @@ struct IncomingRequest {
   std::string_view host;    // Host header, port included; empty: "localhost"
   std::string_view target;  // path and query, e.g. "/items/1?x=1"
   std::string_view user_agent;
-  std::string_view trace_header;   // X-Amzn-Trace-Id; empty when absent
+  std::string_view trace_header;   // X-Amzn-Trace-Id (or kRewrittenTraceHeader); empty: absent
   std::string_view forwarded_for;  // X-Forwarded-For; empty when absent
   std::string_view peer_address;   // the TCP peer
 };

@@ -101,6 +101,9 @@ std::vector<HeaderForm> Forms() {
        false, Trace::kNew, false, ""},
       // Header names are case-insensitive.
       {Root(P + ";Sampled=1"), false, false, true, Trace::kCallers, true, "", "x-amzn-trace-id"},
+      // The name a proxy that rewrites header names CGI-style gives it (spec 2.1).
+      {Root(P + ";Sampled=1"), false, false, true, Trace::kCallers, true, "",
+       "HTTP_X_AMZN_TRACE_ID"},
   };
 }
 

@@ -39,11 +39,11 @@ using SendWithHeader = std::function<std::optional<std::string>(
 
 // Runs every X-Amzn-Trace-Id form of the spec (its test vectors, 8.1, and the forms a caller's
 // SDK sends: the Python SDK's no-op Root, an invalid Root, a header over the length limit, a
-// lowercase header name) through a server traced with `sampler` that sends its segments to
-// `sink`, and checks for each: whether the sampler was asked and with what, whether a segment
-// was sent, its trace id and parent, and the response's header. `host` is the Host header the
-// client sends ("127.0.0.1:PORT"). Expects the server to answer each request after its segment
-// was sent, as the adapters do.
+// lowercase header name, the name a CGI-style rewrite gives it) through a server traced with
+// `sampler` that sends its segments to `sink`, and checks for each: whether the sampler was asked
+// and with what, whether a segment was sent, its trace id and parent, and the response's header.
+// `host` is the Host header the client sends ("127.0.0.1:PORT"). Expects the server to answer each
+// request after its segment was sent, as the adapters do.
 void CheckTraceHeaderForms(ScriptedSampler& sampler, const core::testing::CollectingSink& sink,
                            const std::string& host, const SendWithHeader& send);
 
