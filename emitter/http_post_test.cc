@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include "core/testing/loopback_listener.h"
+
 namespace xraysink::emitter::internal {
 namespace {
 
@@ -113,17 +115,10 @@ TEST(HttpPostTest, CallsThatGiveUpShareTheLookupStillRunning) {
 
 // A name that resolves (through the resolver thread) is connected to and answered.
 TEST(HttpPostTest, ANameIsResolvedAndAnswered) {
-  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  std::thread server([listener] {
-    const int connection = accept(listener, nullptr, nullptr);
+  core::testing::LoopbackListener listener(1);
+  ASSERT_TRUE(listener.ok());
+  std::thread server([&listener] {
+    const int connection = accept(listener.fd(), nullptr, nullptr);
     if (connection < 0) return;
     std::string request;
     char buffer[4096];
@@ -138,10 +133,9 @@ TEST(HttpPostTest, ANameIsResolvedAndAnswered) {
   });
   NameResolver resolver;
   const absl::StatusOr<HttpAnswer> answer =
-      PostJson({"localhost", ntohs(address.sin_port)}, "/SamplingTargets", "{}",
+      PostJson({"localhost", listener.port()}, "/SamplingTargets", "{}",
                Clock::now() + std::chrono::seconds(10), -1, resolver);
   server.join();
-  close(listener);
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(answer->status, 200);
   EXPECT_EQ(answer->body, "ok");

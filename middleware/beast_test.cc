@@ -957,35 +957,28 @@ TEST_F(BeastMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
 
 // Every header form of the spec, against a sampler that says what the form needs it to say.
 TEST_F(BeastMiddlewareTest, EveryTraceHeaderFormOfTheSpec) {
-  auto sampler = std::make_shared<testing::ScriptedSampler>();
-  auto sink = std::make_shared<core::testing::CollectingSink>();
-  core::RecorderOptions options;
-  options.service_name = "svc";
-  options.read_environment = false;
-  options.sampler = sampler;
-  options.sink = sink;
+  testing::ScriptedRecorder scripted = testing::MakeScriptedRecorder();
   tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   const unsigned short port = acceptor.local_endpoint().port();
   asio::co_spawn(
       io_,
       ServeTraced(std::move(acceptor),
-                  std::make_shared<RequestTracer>(*core::Recorder::Create(std::move(options)),
-                                                  SegmentNaming::Fixed("svc")),
+                  std::make_shared<RequestTracer>(scripted.recorder, SegmentNaming::Fixed("svc")),
                   [](Request request) -> awaitable<Response> {
                     co_return Reply(request, http::status::ok, "hi");
                   }),
       asio::detached);
-  testing::CheckTraceHeaderForms(*sampler, *sink, "127.0.0.1:" + std::to_string(port),
-                                 [&](const std::string& name, const std::string& value,
-                                     const std::string& target) -> std::optional<std::string> {
-                                   std::vector<Request> requests;
-                                   requests.push_back(Get(port, target, {{name, value}}));
-                                   std::optional<std::vector<Response>> responses =
-                                       Run(Exchange(port, std::move(requests)));
-                                   if (!responses || responses->size() != 1) return std::nullopt;
-                                   EXPECT_EQ(responses->front().result_int(), 200u);
-                                   return std::string(responses->front()["X-Amzn-Trace-Id"]);
-                                 });
+  testing::CheckTraceHeaderForms(
+      *scripted.sampler, *scripted.sink, "127.0.0.1:" + std::to_string(port),
+      [&](const std::string& name, const std::string& value,
+          const std::string& target) -> std::optional<std::string> {
+        std::vector<Request> requests;
+        requests.push_back(Get(port, target, {{name, value}}));
+        std::optional<std::vector<Response>> responses = Run(Exchange(port, std::move(requests)));
+        if (!responses || responses->size() != 1) return std::nullopt;
+        EXPECT_EQ(responses->front().result_int(), 200u);
+        return std::string(responses->front()["X-Amzn-Trace-Id"]);
+      });
 }
 
 }  // namespace

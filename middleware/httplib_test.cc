@@ -19,6 +19,7 @@
 
 #include "core/recorder.h"
 #include "core/testing/collecting_sink.h"
+#include "core/testing/loopback_listener.h"
 #include "core/testing/schema_validator.h"
 #include "middleware/httplib_client.h"
 #include "middleware/httplib_server.h"
@@ -363,23 +364,14 @@ TEST_F(HttplibMiddlewareTest, ConnectionErrorsAreFaults) {
 // the timeout as its cause.
 TEST_F(HttplibMiddlewareTest, ClientTimeoutsAreFaults) {
   // Listening, never accepting: the kernel completes the handshake, nobody ever answers.
-  const int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(silent, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(silent, 4), 0);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  core::testing::LoopbackListener silent;
+  ASSERT_TRUE(silent.ok());
 
   recorder_->BeginSegment("caller");
-  TracedClient client("http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)),
-                      recorder_.get());
+  TracedClient client("http://127.0.0.1:" + std::to_string(silent.port()), recorder_.get());
   client.client().set_read_timeout(0, 200 * 1000);
   httplib::Result result = client.Get("/hello");
   recorder_->EndSegment();
-  close(silent);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error(), httplib::Error::Read);
 
@@ -515,21 +507,15 @@ TEST_F(HttplibMiddlewareTest, ClientCallsRunWithSigpipeBlocked) {
 
 // Every header form of the spec, against a sampler that says what the form needs it to say.
 TEST(HttplibTraceHeaderTest, EveryFormOfTheSpec) {
-  auto sampler = std::make_shared<testing::ScriptedSampler>();
-  auto sink = std::make_shared<core::testing::CollectingSink>();
-  core::RecorderOptions options;
-  options.service_name = "svc";
-  options.read_environment = false;
-  options.sampler = sampler;
-  options.sink = sink;
-  TracedServer server(*core::Recorder::Create(std::move(options)), "svc");
+  testing::ScriptedRecorder scripted = testing::MakeScriptedRecorder();
+  TracedServer server(scripted.recorder, "svc");
   server.server().Get("/hello", [](const httplib::Request&, httplib::Response& response) {
     response.set_content("hi", "text/plain");
   });
   server.Start();
   httplib::Client client(server.url());
   testing::CheckTraceHeaderForms(
-      *sampler, *sink, "127.0.0.1:" + std::to_string(server.port()),
+      *scripted.sampler, *scripted.sink, "127.0.0.1:" + std::to_string(server.port()),
       [&](const std::string& name, const std::string& value,
           const std::string& target) -> std::optional<std::string> {
         httplib::Result result = client.Get(target.c_str(), {{name, value}});

@@ -44,6 +44,17 @@ std::string ScriptedSampler::last_path() const {
   return path_;
 }
 
+ScriptedRecorder MakeScriptedRecorder() {
+  ScriptedRecorder scripted;
+  core::RecorderOptions options;
+  options.service_name = "svc";
+  options.read_environment = false;
+  options.sampler = scripted.sampler;
+  options.sink = scripted.sink;
+  scripted.recorder = *core::Recorder::Create(std::move(options));
+  return scripted;
+}
+
 namespace {
 
 constexpr char kT[] = "1-5759e988-bd862e3fe1be46a994272793";

@@ -2,10 +2,12 @@
 #define XRAYSINK_MIDDLEWARE_TESTING_TRACE_HEADER_FORMS_H_
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
+#include "core/recorder.h"
 #include "core/sampler.h"
 #include "core/testing/collecting_sink.h"
 
@@ -30,6 +32,15 @@ class ScriptedSampler : public core::Sampler {
   int asked_ = 0;
   std::string host_, method_, path_;
 };
+
+// A recorder that samples with a ScriptedSampler and collects what it sends.
+struct ScriptedRecorder {
+  std::shared_ptr<ScriptedSampler> sampler = std::make_shared<ScriptedSampler>();
+  std::shared_ptr<core::testing::CollectingSink> sink =
+      std::make_shared<core::testing::CollectingSink>();
+  std::shared_ptr<core::Recorder> recorder;  // service "svc"
+};
+ScriptedRecorder MakeScriptedRecorder();
 
 // Sends one GET of `target` with header `name: value` to the adapter's traced server and
 // returns the response's X-Amzn-Trace-Id (empty when it has none), or nullopt when the request
