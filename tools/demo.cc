@@ -56,6 +56,8 @@ Serves these routes, each traced as a segment sent to AWS_XRAY_DAEMON_ADDRESS:
   GET /downstream  calls --downstream URL + /hello with the traced client (one connected trace)
   GET /fail        500 (fault)     GET /throw   the handler throws (fault + cause, 500)
   GET /limited     429 (throttle)  anything else: 404
+Both frameworks route alike: on the path (the query ignored), GET and HEAD only; POST, PUT,
+DELETE, OPTIONS and PATCH get an empty 404, other methods (TRACE...) an empty 400.
 At start-up it runs one background job outside any request (a trace of its own).
 
   --port P              port on 127.0.0.1 (default 8080; 0 picks a free one). The first line
@@ -205,6 +207,33 @@ int ServeHttplib(const Flags& flags, Routes& routes, asio::io_context& io) {
   return 0;
 }
 
+// The request target's path, as httplib's request.path has it: without the query or fragment
+// (httplib also decodes %XX escapes in it, which this does not).
+std::string_view PathOf(std::string_view target) {
+  return target.substr(0, target.find_first_of("?#"));
+}
+
+// Beast routes as ServeHttplib's server does, whose routes are all GET routes: GET and HEAD
+// (httplib serves HEAD with the GET handlers) reach the routes; httplib answers POST, PUT,
+// DELETE, OPTIONS and PATCH 404 (no handler for the method: not 405) and any other method 400.
+// nullopt: routed.
+std::optional<int> UnroutedStatus(boost::beast::http::verb method) {
+  namespace http = boost::beast::http;
+  switch (method) {
+    case http::verb::get:
+    case http::verb::head:
+      return std::nullopt;
+    case http::verb::post:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::options:
+    case http::verb::patch:
+      return 404;
+    default:
+      return 400;
+  }
+}
+
 // Serves the routes with Boost.Beast: coroutine handlers on the demo's io_context, the request's
 // segment current across their co_awaits.
 int ServeBeast(const Flags& flags, Routes& routes, asio::io_context& io) {
@@ -227,11 +256,22 @@ int ServeBeast(const Flags& flags, Routes& routes, asio::io_context& io) {
       nullptr, xraysink::middleware::SegmentNaming::Fixed(flags.name));
   auto handler = [&routes](http::request<http::string_body> request)
       -> asio::awaitable<http::response<http::string_body>> {
-    const Reply reply = co_await routes.Handle(std::string(request.target()));
+    const http::verb method = request.method();
+    const std::optional<int> unrouted = UnroutedStatus(method);
+    if (unrouted) {
+      // What httplib answers when no handler matches: an empty response.
+      co_return http::response<http::string_body>(static_cast<http::status>(*unrouted),
+                                                  request.version());
+    }
+    const Reply reply = co_await routes.Handle(std::string(PathOf(request.target())));
     http::response<http::string_body> response(static_cast<http::status>(reply.status),
                                                request.version());
     response.set(http::field::content_type, "text/plain");
-    response.body() = reply.body;
+    if (method == http::verb::head) {
+      response.content_length(reply.body.size());  // the GET's headers, without its body
+    } else {
+      response.body() = reply.body;
+    }
     co_return response;
   };
   asio::co_spawn(io, xraysink::middleware::ServeTraced(std::move(acceptor), tracer, handler),

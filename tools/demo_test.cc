@@ -294,6 +294,97 @@ TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
   EXPECT_EQ(daemon.malformed_count(), 0u);
 }
 
+// Both frameworks route alike, as httplib does: on the path without the query or fragment, GET
+// (and HEAD, which httplib serves with the GET handlers) only; POST, PUT, DELETE, OPTIONS and
+// PATCH get an empty 404 (not 405), other methods an empty 400. The segment records the query.
+TEST_P(DemoTest, RoutesOnThePathAndOnlyGetLikeHttplib) {
+  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  FakeDaemon& daemon = **started;
+  DemoProcess demo(ServeArgs(kName), daemon.address());
+  const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(port, 0);
+
+  struct Case {
+    const char* method;
+    const char* target;
+    int status;
+    const char* body;
+  };
+  const Case cases[] = {
+      {"GET", "/hello?x=1", 200, "hello\n"},
+      {"GET", "/hello?x=1#part", 200, "hello\n"},
+      {"GET", "/hello#part", 200, "hello\n"},
+      {"GET", "/nope?hello", 404, "no such route\n"},
+      {"HEAD", "/hello?x=1", 200, ""},
+      {"POST", "/hello", 404, ""},
+      {"PUT", "/hello", 404, ""},
+      {"DELETE", "/hello", 404, ""},
+      {"OPTIONS", "/hello", 404, ""},
+      {"PATCH", "/hello?x=1", 404, ""},
+      {"TRACE", "/hello", 400, ""},
+  };
+  httplib::Client client = Client(port);
+  std::vector<std::string> trace_ids;  // by case
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.method, " ", c.target));
+    httplib::Request request;
+    request.method = c.method;
+    request.path = c.target;
+    const httplib::Result result = client.send(request);
+    ASSERT_TRUE(result) << httplib::to_string(result.error()) << "\nstderr: " << demo.err();
+    EXPECT_EQ(result->status, c.status);
+    EXPECT_EQ(result->body, c.body);
+    if (std::string_view(c.method) == "HEAD") {
+      EXPECT_EQ(result->get_header_value("Content-Length"), "6") << "the GET's length";
+    }
+    const std::string header = result->get_header_value("X-Amzn-Trace-Id");
+    ASSERT_THAT(header, StartsWith("Root=1-"));
+    trace_ids.push_back(RootOf(header));
+  }
+
+  const auto all_in = [&] {
+    for (const std::string& id : trace_ids) {
+      const std::optional<Trace> trace = daemon.trace(id);
+      if (!trace || !trace->complete()) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(AwaitReceived(daemon, absl::Now() + kStepTimeout, all_in))
+      << daemon.trace_ids().size() << " traces received\nstderr: " << demo.err();
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(absl::StrCat(c.method, " ", c.target));
+    const Trace trace = *daemon.trace(trace_ids[i]);
+    ASSERT_EQ(trace.roots().size(), 1u);
+    const rapidjson::Value* http = Member(*trace.roots()[0].entity->json, "http");
+    ASSERT_NE(http, nullptr);
+    const rapidjson::Value* request = Member(*http, "request");
+    ASSERT_NE(request, nullptr);
+    EXPECT_EQ(String(Member(*request, "method")), c.method);
+    // The query kept. A fragment (which browsers do not send) httplib drops from its target,
+    // the Beast middleware keeps.
+    const std::string target = c.target;
+    const std::string url = String(Member(*request, "url"));
+    const std::string without_fragment =
+        absl::StrCat("http://127.0.0.1:", port, target.substr(0, target.find('#')));
+    if (target.find('#') == std::string::npos) {
+      EXPECT_EQ(url, without_fragment);
+    } else {
+      EXPECT_THAT(
+          url, ::testing::AnyOf(without_fragment, absl::StrCat("http://127.0.0.1:", port, target)));
+    }
+    const rapidjson::Value* response = Member(*http, "response");
+    ASSERT_NE(response, nullptr);
+    const rapidjson::Value* status = Member(*response, "status");
+    ASSERT_TRUE(status != nullptr && status->IsInt());
+    EXPECT_EQ(status->GetInt(), c.status);
+  }
+
+  demo.Signal(SIGTERM);
+  EXPECT_EQ(demo.Wait(absl::Now() + kStepTimeout), 0) << demo.err();
+}
+
 // The README's main job: two chained demos. /downstream on the front one calls the back one with
 // the traced client, so both services' segments make one trace, linked through the call's
 // remote subsegment; /work records a subsegment and starts a traced background task, whose
