@@ -8,15 +8,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "context/handoff.h"
 #include "core/recorder.h"
 #include "core/testing/collecting_sink.h"
 #include "core/testing/loopback_listener.h"
@@ -25,6 +32,18 @@
 #include "middleware/httplib_server.h"
 #include "middleware/testing/trace_header_forms.h"
 #include "rapidjson/document.h"
+
+#if defined(__SANITIZE_THREAD__)
+// Under TSan: Debian's libcpp-httplib is not built with it, and with many of its workers busy at
+// once (ConcurrentRequestsEachGetTheirOwnSegment) TSan reports a race between two of them inside
+// the library (a memcmp and the allocation it reads, both called from the library), with or
+// without the middleware (see the README). Reports from what the library calls are suppressed,
+// by the line tools/bench/bench_tools_test.cc gives its httplib servers; our code on httplib's
+// threads is still checked. Built in, as TSAN_OPTIONS is read before the test could set it.
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libcpp-httplib.so\n";
+}
+#endif
 
 namespace xraysink::middleware {
 namespace {
@@ -293,45 +312,123 @@ TEST_F(HttplibMiddlewareTest, ANullTracerTracesWithTheGlobalRecorder) {
   EXPECT_EQ(segments.begin()->first, "svc");
 }
 
+// 200 requests in flight at once, each on its own httplib worker thread (a pool of 200): every
+// handler waits at a gate until all 200 have arrived, then hands a job to another thread with
+// the request's context (context::Wrap), which opens a subsegment there. Each handler and job
+// checks all along that the current entity is its own request's: nothing crossed.
 TEST_F(HttplibMiddlewareTest, ConcurrentRequestsEachGetTheirOwnSegment) {
+  constexpr int kRequests = 200;
+  // Passing runs take well under a second (sanitizers included): these only bound a failing
+  // one. Every request must have arrived by `deadline` (each handler waits at the gate until
+  // then at most, and after it not at all), every job have finished by `deadline + kDeadline`.
+  constexpr auto kDeadline = std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  std::atomic<int> crossed{0};
+  const auto check = [&](bool own) {
+    if (!own) ++crossed;
+  };
+  std::atomic<int> jobs_on_handler_thread{0};
+  std::mutex mu;
+  std::condition_variable arrival;  // each request reaching its handler
+  std::condition_variable gate;     // all of them there
+  int arrived = 0;                  // guarded by mu
+  // Declared before the server: its jobs may still reference the test's state while the server
+  // stops, so it is joined after the server's workers are.
+  boost::asio::thread_pool jobs(4);
+
   TracedServer server(recorder_, "svc");
-  server.server().new_task_queue = [] { return new httplib::ThreadPool(8); };
-  server.server().Get(R"(/item/(\d+))",
-                      [&](const httplib::Request& request, httplib::Response& response) {
-                        const int id = std::stoi(request.matches[1]);
-                        recorder_->PutAnnotation("item", id);
-                        recorder_->BeginSubsegment("load");
-                        recorder_->PutAnnotation("item", id);
-                        recorder_->EndSubsegment();
-                        response.set_content(std::to_string(id), "text/plain");
-                      });
+  // One worker per request: all of them can be in flight at once.
+  server.server().new_task_queue = [] { return new httplib::ThreadPool(kRequests); };
+  server.server().Get(
+      R"(/item/(\d+))", [&](const httplib::Request& request, httplib::Response& response) {
+        const int item = std::stoi(request.matches[1]);
+        core::Entity* const segment = core::Recorder::PeekCurrentEntity();
+        check(segment != nullptr);
+        check(recorder_->PutAnnotation("item", item));
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          if (++arrived == kRequests) gate.notify_all();
+          arrival.notify_one();
+          if (!gate.wait_until(lock, deadline, [&] { return arrived == kRequests; })) {
+            ADD_FAILURE() << "item " << item << ": only " << arrived << " of " << kRequests
+                          << " requests arrived";
+          }
+        }
+        check(core::Recorder::PeekCurrentEntity() == segment);
+
+        // The job runs on a thread of `jobs`, in a copy of this request's context.
+        const std::thread::id handler_thread = std::this_thread::get_id();
+        auto done = std::make_shared<std::promise<void>>();
+        std::future<void> finished = done->get_future();
+        boost::asio::post(jobs, context::Wrap([&, done, item, segment, handler_thread] {
+                            if (std::this_thread::get_id() == handler_thread) {
+                              ++jobs_on_handler_thread;
+                            }
+                            check(core::Recorder::PeekCurrentEntity() == segment);
+                            core::Subsegment* const load = recorder_->BeginSubsegment("load");
+                            check(load != nullptr && core::Recorder::PeekCurrentEntity() == load);
+                            check(recorder_->PutAnnotation("item", item));
+                            recorder_->EndSubsegment();
+                            check(core::Recorder::PeekCurrentEntity() == segment);
+                            done->set_value();
+                          }));
+        if (finished.wait_until(deadline + kDeadline) != std::future_status::ready) {
+          ADD_FAILURE() << "item " << item << ": the job did not finish";
+        }
+        check(core::Recorder::PeekCurrentEntity() == segment);
+        response.set_content(std::to_string(item), "text/plain");
+      });
   server.Start();
-  constexpr int kClients = 20, kPerClient = 10;
+
+  // Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled in):
+  // 200 connections at once overflow it, and the kernel retransmits the SYN-ACK of a handshake
+  // it dropped after 1, 2, 4, 8, 16 s. So client `item` starts once request `item - kAhead` has
+  // reached its handler (which holds it at the gate): no more than kAhead + 1 connections ever
+  // wait to be accepted, and all 200 requests still end up in flight together.
+  constexpr int kAhead = 3;
+  std::atomic<int> answered{0};
   std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      httplib::Client client(server.url());
-      for (int i = 0; i < kPerClient; ++i) {
-        const int id = c * kPerClient + i;
-        httplib::Result result = client.Get("/item/" + std::to_string(id));
-        EXPECT_TRUE(result && result->body == std::to_string(id));
+  for (int item = 0; item < kRequests; ++item) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!arrival.wait_until(lock, deadline, [&] { return arrived >= item - kAhead; })) {
+        ADD_FAILURE() << "request " << item - kAhead << " did not arrive";
+        break;
       }
+    }
+    clients.emplace_back([&, item] {
+      httplib::Client client(server.url());
+      client.set_connection_timeout(kDeadline);
+      client.set_read_timeout(3 * kDeadline);  // beyond the jobs' deadline
+      httplib::Result result = client.Get("/item/" + std::to_string(item));
+      EXPECT_TRUE(result) << "item " << item << ": " << httplib::to_string(result.error());
+      if (result && result->status == 200 && result->body == std::to_string(item)) ++answered;
     });
   }
   for (auto& thread : clients) thread.join();
+  EXPECT_EQ(answered.load(), kRequests);
+  EXPECT_EQ(crossed.load(), 0);
+  EXPECT_EQ(jobs_on_handler_thread.load(), 0);
+
   std::set<std::string> ids;
   std::set<int> items;
   for (auto& [name, doc] : Segments()) {
     ids.insert(doc["id"].GetString());
+    ASSERT_TRUE(doc.HasMember("annotations")) << doc["http"]["request"]["url"].GetString();
     const int item = doc["annotations"]["item"].GetInt();
     const std::string url = doc["http"]["request"]["url"].GetString();
     EXPECT_EQ(url.substr(url.rfind('/') + 1), std::to_string(item));
-    ASSERT_EQ(doc["subsegments"].Size(), 1u);
-    EXPECT_EQ(doc["subsegments"][0]["annotations"]["item"].GetInt(), item);
+    ASSERT_TRUE(doc.HasMember("subsegments")) << url;
+    ASSERT_EQ(doc["subsegments"].Size(), 1u) << url;
+    const auto& load = doc["subsegments"][0];
+    EXPECT_STREQ(load["name"].GetString(), "load");
+    ASSERT_TRUE(load.HasMember("annotations")) << url;
+    EXPECT_EQ(load["annotations"]["item"].GetInt(), item);
     items.insert(item);
   }
-  EXPECT_EQ(ids.size(), static_cast<size_t>(kClients * kPerClient));
-  EXPECT_EQ(items.size(), static_cast<size_t>(kClients * kPerClient));
+  EXPECT_EQ(sink_->size(), static_cast<size_t>(kRequests));
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kRequests));
+  EXPECT_EQ(items.size(), static_cast<size_t>(kRequests));
 }
 
 TEST_F(HttplibMiddlewareTest, ConnectionErrorsAreFaults) {
