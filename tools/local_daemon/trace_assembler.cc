@@ -9,9 +9,15 @@ void TraceAssembler::Add(ReceivedDocument document, absl::Time now) {
   const ReceivedEntity& entity = document.entity();
   auto [it, inserted] = traces_.try_emplace(entity.trace_id);
   Pending& pending = it->second;
-  if (inserted) pending.sequence = next_sequence_++;
+  if (inserted) {
+    pending.sequence = next_sequence_++;
+  } else {
+    ListOf(pending.listed_complete).erase({pending.last_arrival, pending.sequence});
+  }
   pending.last_arrival = now;
   pending.index.Add(std::move(document));
+  pending.listed_complete = pending.index.complete();
+  ListOf(pending.listed_complete).emplace(std::pair(now, pending.sequence), it->first);
 }
 
 std::vector<std::string> TraceAssembler::TraceIds() const {
@@ -44,37 +50,41 @@ bool TraceAssembler::IsExpired(std::string_view trace_id, absl::Time now) const 
   return it != traces_.end() && Expired(it->second, now);
 }
 
-std::optional<absl::Time> TraceAssembler::EarliestDeadline(bool complete,
-                                                           absl::Duration after) const {
-  std::optional<absl::Time> next;
-  for (const auto& [id, pending] : traces_) {
-    if (pending.index.complete() != complete) continue;
-    const absl::Time at = pending.last_arrival + after;
-    if (!next || at < *next) next = at;
-  }
-  return next;
+std::optional<absl::Time> TraceAssembler::EarliestDeadline(const DeadlineList& list,
+                                                           absl::Duration after) {
+  if (list.empty()) return std::nullopt;
+  return list.begin()->first.first + after;
 }
 
 std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
-  return EarliestDeadline(/*complete=*/true, quiet_period_);
+  return EarliestDeadline(complete_, quiet_period_);
 }
 
 std::optional<absl::Time> TraceAssembler::NextExpiryTime() const {
   if (pending_timeout_ == absl::InfiniteDuration()) return std::nullopt;
-  return EarliestDeadline(/*complete=*/false, pending_timeout_);
+  return EarliestDeadline(incomplete_, pending_timeout_);
 }
 
-template <typename Predicate>
-std::vector<Trace> TraceAssembler::Take(Predicate take) {
+std::vector<Trace> TraceAssembler::TakeDue(DeadlineList& list, absl::Duration after,
+                                           absl::Time now) {
+  std::vector<std::string> ids;
+  // As Finished and Expired put it: now - last arrival >= after.
+  for (auto it = list.begin(); it != list.end() && now - it->first.first >= after; ++it) {
+    ids.push_back(it->second);
+  }
+  return Take(ids);
+}
+
+std::vector<Trace> TraceAssembler::Take(const std::vector<std::string>& ids) {
   std::vector<std::pair<uint64_t, Trace>> taken;
-  for (auto it = traces_.begin(); it != traces_.end();) {
-    if (!take(it->second)) {
-      ++it;
-      continue;
-    }
-    taken.emplace_back(it->second.sequence,
-                       Trace(it->first, std::move(it->second.index).TakeDocuments()));
-    it = traces_.erase(it);
+  for (const std::string& id : ids) {
+    const auto it = traces_.find(id);
+    if (it == traces_.end()) continue;
+    Pending& pending = it->second;
+    ListOf(pending.listed_complete).erase({pending.last_arrival, pending.sequence});
+    taken.emplace_back(pending.sequence,
+                       Trace(it->first, std::move(pending.index).TakeDocuments()));
+    traces_.erase(it);
   }
   std::sort(taken.begin(), taken.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -84,15 +94,20 @@ std::vector<Trace> TraceAssembler::Take(Predicate take) {
 }
 
 std::vector<Trace> TraceAssembler::TakeFinished(absl::Time now) {
-  return Take([&](const Pending& pending) { return Finished(pending, now); });
+  return TakeDue(complete_, quiet_period_, now);
 }
 
 std::vector<Trace> TraceAssembler::TakeExpired(absl::Time now) {
-  return Take([&](const Pending& pending) { return Expired(pending, now); });
+  // An infinite timeout never expires, though InfiniteFuture() - t reaches it.
+  if (pending_timeout_ == absl::InfiniteDuration()) return {};
+  return TakeDue(incomplete_, pending_timeout_, now);
 }
 
 std::vector<Trace> TraceAssembler::TakeAll() {
-  return Take([](const Pending&) { return true; });
+  std::vector<std::string> ids;
+  ids.reserve(traces_.size());
+  for (const auto& [id, pending] : traces_) ids.push_back(id);
+  return Take(ids);
 }
 
 }  // namespace xraysink::tools

@@ -61,7 +61,12 @@ class TraceAssembler {
     uint64_t sequence = 0;  // order of first arrival
     TraceIndex index;       // its documents
     absl::Time last_arrival;
+    bool listed_complete = false;  // which deadline list holds it
   };
+  // Traces by (last arrival, sequence): the complete ones, waiting out the quiet period, and the
+  // others, waiting for the pending timeout. Each list's finished or expired traces are a prefix
+  // of it, so nothing scans every pending trace (a load test can leave thousands).
+  using DeadlineList = std::map<std::pair<absl::Time, uint64_t>, std::string>;
 
   bool Finished(const Pending& pending, absl::Time now) const {
     return pending.index.complete() && now - pending.last_arrival >= quiet_period_;
@@ -71,16 +76,21 @@ class TraceAssembler {
     return pending_timeout_ != absl::InfiniteDuration() && !pending.index.complete() &&
            now - pending.last_arrival >= pending_timeout_;
   }
-  // The earliest last arrival + `after` among the traces that are (or are not) complete.
-  std::optional<absl::Time> EarliestDeadline(bool complete, absl::Duration after) const;
-  // Removes and returns the traces `take` selects, oldest first.
-  template <typename Predicate>
-  std::vector<Trace> Take(Predicate take);
+  DeadlineList& ListOf(bool complete) { return complete ? complete_ : incomplete_; }
+  // The earliest last arrival + `after` in `list`.
+  static std::optional<absl::Time> EarliestDeadline(const DeadlineList& list, absl::Duration after);
+  // Removes and returns the traces at the front of `list` whose last arrival + `after` is
+  // `now` or earlier, oldest (first arrival) first.
+  std::vector<Trace> TakeDue(DeadlineList& list, absl::Duration after, absl::Time now);
+  // Removes and returns the traces named in `ids`, oldest (first arrival) first.
+  std::vector<Trace> Take(const std::vector<std::string>& ids);
 
   const absl::Duration quiet_period_;
   const absl::Duration pending_timeout_;
   uint64_t next_sequence_ = 0;
   std::map<std::string, Pending, std::less<>> traces_;
+  DeadlineList complete_;
+  DeadlineList incomplete_;
 };
 
 }  // namespace xraysink::tools

@@ -569,6 +569,63 @@ TEST(TraceAssemblerTest, TracksCompletenessAsTraceDoesOverVariedSequences) {
   EXPECT_GT(incomplete, 4000);
 }
 
+// Which traces are finished or expired, and when the next will be, as a scan of every pending
+// trace says, over many traces whose documents arrive, complete them or not, in random order.
+TEST(TraceAssemblerTest, DeadlinesFollowAScanOfEveryTrace) {
+  const absl::Duration quiet = absl::Seconds(2), timeout = absl::Seconds(5);
+  std::mt19937 random(7);
+  RandomDocuments documents(99);
+  TraceAssembler assembler(quiet, timeout);
+  std::map<std::string, absl::Time> last_arrival;  // of the traces pending, by id
+  std::map<std::string, uint64_t> first_arrival;
+  uint64_t arrivals = 0;
+  int finished_taken = 0, expired_taken = 0;
+  absl::Time now = absl::FromUnixSeconds(1700000000);
+  for (int step = 0; step < 6000; ++step) {
+    now += absl::Milliseconds(random() % 700);
+    if (random() % 3 != 0) {
+      const std::string id = absl::StrFormat("1-5759e988-%024x", random() % 16);
+      absl::StatusOr<ReceivedDocument> document =
+          ParseDocument(absl::StrReplaceAll(Doc(documents.Next()), {{kTraceId, id}}));
+      ASSERT_TRUE(document.ok()) << document.status();
+      assembler.Add(*std::move(document), now);
+      if (!last_arrival.contains(id)) first_arrival[id] = arrivals++;
+      last_arrival[id] = now;
+    }
+    std::vector<std::pair<uint64_t, std::string>> finished, expired;
+    std::optional<absl::Time> next_finish, next_expiry;
+    for (const auto& [id, at] : last_arrival) {
+      const bool complete = assembler.IsComplete(id);
+      auto& due = complete ? finished : expired;
+      auto& next = complete ? next_finish : next_expiry;
+      if (now - at >= (complete ? quiet : timeout)) due.emplace_back(first_arrival[id], id);
+      const absl::Time deadline = at + (complete ? quiet : timeout);
+      if (!next || deadline < *next) next = deadline;
+    }
+    ASSERT_EQ(assembler.NextFinishTime(), next_finish) << "step " << step;
+    ASSERT_EQ(assembler.NextExpiryTime(), next_expiry) << "step " << step;
+    const uint32_t take = random() % 4;
+    if (take > 1) continue;
+    auto& due = take == 0 ? finished : expired;
+    std::sort(due.begin(), due.end());
+    const std::vector<Trace> taken =
+        take == 0 ? assembler.TakeFinished(now) : assembler.TakeExpired(now);
+    std::vector<std::string> taken_ids, due_ids;
+    for (const Trace& trace : taken) taken_ids.push_back(trace.id());
+    for (const auto& [sequence, id] : due) due_ids.push_back(id);
+    ASSERT_EQ(taken_ids, due_ids) << "step " << step;
+    for (const std::string& id : due_ids) {
+      last_arrival.erase(id);
+      first_arrival.erase(id);
+    }
+    (take == 0 ? finished_taken : expired_taken) += static_cast<int>(taken.size());
+  }
+  EXPECT_EQ(assembler.TraceIds().size(), last_arrival.size());
+  // Both kinds came due often, so each was checked.
+  EXPECT_GT(finished_taken, 100);
+  EXPECT_GT(expired_taken, 100);
+}
+
 TEST(TraceAssemblerTest, CompletenessFollowsACycleThatAReplacementBreaks) {
   const auto streamed = [](const char* parent, const char* id, const char* end) {
     return Parse(absl::StrCat(R"({"type":"subsegment","trace_id":"T","parent_id":")", parent,
