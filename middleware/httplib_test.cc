@@ -253,10 +253,19 @@ TEST_F(HttplibMiddlewareTest, ForwardedForNamesTheClient) {
   server.Start();
   httplib::Client client(server.url());
   ASSERT_TRUE(client.Get("/hello", {{"X-Forwarded-For", "10.1.2.3, 10.0.0.1"}}));
-  auto segments = Segments();
-  const auto& request = segments.begin()->second["http"]["request"];
+  // Repeated, in any case: the first counts.
+  ASSERT_TRUE(client.Get("/hello", {{"x-forwarded-for", "10.9.9.9"},
+                                    {"X-Forwarded-For", "10.8.8.8"},
+                                    {"user-agent", "first-agent"},
+                                    {"User-Agent", "second-agent"}}));
+  std::vector<rapidjson::Document> segments;
+  for (auto& [name, doc] : Segments()) segments.push_back(std::move(doc));
+  ASSERT_EQ(segments.size(), 2u);
+  const auto& request = segments[0]["http"]["request"];
   EXPECT_STREQ(request["client_ip"].GetString(), "10.1.2.3");
   EXPECT_TRUE(request["x_forwarded_for"].GetBool());
+  EXPECT_STREQ(segments[1]["http"]["request"]["client_ip"].GetString(), "10.9.9.9");
+  EXPECT_STREQ(segments[1]["http"]["request"]["user_agent"].GetString(), "first-agent");
 }
 
 // A streamed body's size is the length its provider was given; without one (or chunked) it is
