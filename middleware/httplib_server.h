@@ -19,9 +19,10 @@ struct HttplibHooks {
   // ones recorded and sent. An exception it throws is caught: the answer becomes a 500, with the
   // exception as the segment's cause.
   httplib::Server::Handler post_routing;
-  // Runs for an exception that escaped a handler, once the fault and its cause are recorded and
-  // the status set to 500; it may write an error page or set another status (recorded). An
-  // exception it throws itself is caught and answered with the 500.
+  // Runs for an exception that escaped a handler, once the exception is recorded as the
+  // segment's cause and the status set to 500; it may write an error page or set another
+  // status, which is recorded with its flags (a 503 is a fault, a 400 an error). An exception it
+  // throws itself is caught and answered with the 500.
   httplib::Server::ExceptionHandler exception;
 };
 
