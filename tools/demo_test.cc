@@ -294,9 +294,10 @@ TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
   EXPECT_EQ(daemon.malformed_count(), 0u);
 }
 
-// Both frameworks route alike, as httplib does: on the path without the query or fragment, GET
-// (and HEAD, which httplib serves with the GET handlers) only; POST, PUT, DELETE, OPTIONS and
-// PATCH get an empty 404 (not 405), other methods an empty 400. The segment records the query.
+// Both frameworks route alike, as httplib does: on the path without the query or fragment and
+// with %XX decoded, GET (and HEAD, which httplib serves with the GET handlers) only; POST, PUT,
+// DELETE, OPTIONS and PATCH get an empty 404 (not 405), other methods an empty 400. The segment
+// records the query.
 TEST_P(DemoTest, RoutesOnThePathAndOnlyGetLikeHttplib) {
   absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
   ASSERT_TRUE(started.ok()) << started.status();
@@ -316,6 +317,8 @@ TEST_P(DemoTest, RoutesOnThePathAndOnlyGetLikeHttplib) {
       {"GET", "/hello?x=1#part", 200, "hello\n"},
       {"GET", "/hello#part", 200, "hello\n"},
       {"GET", "/nope?hello", 404, "no such route\n"},
+      {"GET", "/hel%6Co", 200, "hello\n"},
+      {"GET", "/hello%", 404, "no such route\n"},
       {"HEAD", "/hello?x=1", 200, ""},
       {"POST", "/hello", 404, ""},
       {"PUT", "/hello", 404, ""},
