@@ -203,8 +203,11 @@ void RequestTracer::BeginRecorded(core::Recorder& recorder, const IncomingReques
   if (segment->sampled()) {
     auto& http = segment->http().request.emplace();
     http.method = std::string(request.method);
-    http.url.reserve(request.scheme.size() + 3 + host.size() + request.target.size());
-    http.url.append(request.scheme).append("://").append(host).append(request.target);
+    // Without a fragment: it names a part of the client's document, not of the request (clients
+    // do not send one; httplib drops any that comes, Beast keeps it).
+    const std::string_view target = request.target.substr(0, request.target.find('#'));
+    http.url.reserve(request.scheme.size() + 3 + host.size() + target.size());
+    http.url.append(request.scheme).append("://").append(host).append(target);
     http.user_agent = std::string(request.user_agent);
     if (!request.forwarded_for.empty()) {
       const std::string_view first =

@@ -62,9 +62,10 @@ TEST(RequestTracerTest, AsksTheSamplerWithHostMethodPathAndName) {
   EXPECT_FALSE(traced.segment()->http().request->x_forwarded_for);
 
   IncomingRequest fragment = Request("shop.example");
-  fragment.target = "/api/items#top";
-  tracer.Begin(fragment);
+  fragment.target = "/api/items?id=7#top";
+  TracedRequest with_fragment = tracer.Begin(fragment);
   EXPECT_EQ(sampler->path, "/api/items");
+  EXPECT_EQ(with_fragment.segment()->http().request->url, "http://shop.example/api/items?id=7");
   fragment.target = "/api/items";
   tracer.Begin(fragment);
   EXPECT_EQ(sampler->path, "/api/items");
