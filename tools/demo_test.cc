@@ -225,12 +225,19 @@ class DemoTest : public ::testing::TestWithParam<std::string> {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
+
+  // Every test's demos send to a fake daemon of its own.
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
+    ASSERT_TRUE(started.ok()) << started.status();
+    daemon_ = *std::move(started);
+  }
+
+  std::unique_ptr<FakeDaemon> daemon_;
 };
 
 TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
-  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
-  ASSERT_TRUE(started.ok()) << started.status();
-  FakeDaemon& daemon = **started;
+  FakeDaemon& daemon = *daemon_;
   DemoProcess demo(ServeArgs(kName), daemon.address());
   const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
@@ -299,9 +306,7 @@ TEST_P(DemoTest, TracesEachRouteAndReportsItsCountersOnSigterm) {
 // DELETE, OPTIONS and PATCH get an empty 404 (not 405), other methods an empty 400. The segment
 // records the query.
 TEST_P(DemoTest, RoutesOnThePathAndOnlyGetLikeHttplib) {
-  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
-  ASSERT_TRUE(started.ok()) << started.status();
-  FakeDaemon& daemon = **started;
+  FakeDaemon& daemon = *daemon_;
   DemoProcess demo(ServeArgs(kName), daemon.address());
   const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
@@ -385,9 +390,7 @@ TEST_P(DemoTest, RoutesOnThePathAndOnlyGetLikeHttplib) {
 // remote subsegment; /work records a subsegment and starts a traced background task, whose
 // segment joins the request's trace.
 TEST_P(DemoTest, ChainedDemosMakeOneTraceAndWorkStartsATask) {
-  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
-  ASSERT_TRUE(started.ok()) << started.status();
-  FakeDaemon& daemon = **started;
+  FakeDaemon& daemon = *daemon_;
   DemoProcess back(ServeArgs("demo-back"), daemon.address());
   const uint16_t back_port = back.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(back_port, 0);
@@ -458,11 +461,9 @@ TEST_P(DemoTest, ChainedDemosMakeOneTraceAndWorkStartsATask) {
 // stop() does nothing before the accept loop runs), leaving the demo running for good: a few
 // attempts, each at once after the line, make that window likely to be hit.
 TEST_P(DemoTest, StopsOnSigtermRightAfterListening) {
-  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
-  ASSERT_TRUE(started.ok()) << started.status();
   for (int attempt = 0; attempt < 10; ++attempt) {
     SCOPED_TRACE(absl::StrCat("attempt ", attempt));
-    DemoProcess demo(ServeArgs(kName), (*started)->address());
+    DemoProcess demo(ServeArgs(kName), daemon_->address());
     ASSERT_NE(demo.ListeningPort(absl::Now() + kStepTimeout), 0);
     demo.Signal(SIGTERM);
     ASSERT_EQ(demo.Wait(absl::Now() + kStepTimeout), 0) << demo.err();
@@ -474,9 +475,7 @@ TEST_P(DemoTest, StopsOnSigtermRightAfterListening) {
 // --log-group links every segment to the group (aws.cloudwatch_logs); --client plays an outside
 // caller: it prints each path's status and trace header, and exits 1 when a request fails.
 TEST_P(DemoTest, LogGroupOnSegmentsAndClientMode) {
-  absl::StatusOr<std::unique_ptr<FakeDaemon>> started = FakeDaemon::Start();
-  ASSERT_TRUE(started.ok()) << started.status();
-  FakeDaemon& daemon = **started;
+  FakeDaemon& daemon = *daemon_;
   DemoProcess demo(ServeArgs(kName, {"--log-group", "/aws/demo/app"}), daemon.address());
   const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
   ASSERT_NE(port, 0);
