@@ -63,6 +63,12 @@ std::optional<int64_t> ContentLength(const httplib::Response& response) {
   return static_cast<int64_t>(response.content_length_);
 }
 
+// What a hook that threw leaves: an empty 500, whatever it had written.
+void AnswerInternalError(httplib::Response& response) {
+  response = httplib::Response();
+  response.status = 500;
+}
+
 }  // namespace
 
 void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer> tracer,
@@ -102,8 +108,7 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
     try {
       user_exception(request, response, exception);
     } catch (...) {
-      response = httplib::Response();
-      response.status = 500;
+      AnswerInternalError(response);
     }
   });
   server.set_post_routing_handler([user_post_routing = std::move(hooks.post_routing)](
@@ -115,8 +120,7 @@ void InstallTracing(httplib::Server& server, std::shared_ptr<const RequestTracer
       try {
         user_post_routing(request, response);
       } catch (...) {
-        response = httplib::Response();
-        response.status = 500;
+        AnswerInternalError(response);
         if (active) active->traced.RecordException(std::current_exception());
       }
     }

@@ -280,11 +280,8 @@ void TracedRequest::Finish(int status, std::optional<int64_t> content_length) {
 }
 
 void TracedRequest::FinishWithException(const std::exception_ptr& exception) {
-  core::Segment* segment = Unfinished();
-  if (segment == nullptr) return;
-  segment->ApplyStatusCode(500);
-  segment->AddException(exception);
-  End();
+  RecordException(exception);
+  Finish(500);
 }
 
 void TracedRequest::RecordException(const std::exception_ptr& exception) {

@@ -56,8 +56,8 @@ Serves these routes, each traced as a segment sent to AWS_XRAY_DAEMON_ADDRESS:
   GET /downstream  calls --downstream URL + /hello with the traced client (one connected trace)
   GET /fail        500 (fault)     GET /throw   the handler throws (fault + cause, 500)
   GET /limited     429 (throttle)  anything else: 404
-Both frameworks route alike: on the path (the query ignored, %XX decoded), GET and HEAD only; POST, PUT,
-DELETE, OPTIONS and PATCH get an empty 404, other methods (TRACE...) an empty 400.
+Both frameworks route alike: on the path (the query ignored, %XX decoded), GET and HEAD only;
+POST, PUT, DELETE, OPTIONS and PATCH get an empty 404, other methods (TRACE...) an empty 400.
 At start-up it runs one background job outside any request (a trace of its own).
 
   --port P              port on 127.0.0.1 (default 8080; 0 picks a free one). The first line
@@ -208,26 +208,10 @@ int ServeHttplib(const Flags& flags, Routes& routes, asio::io_context& io) {
 }
 
 // The request target's path, as httplib's request.path has it: without the query or fragment,
-// and with its %XX escapes decoded (a '+' stays a '+', as in httplib's paths).
+// its %XX escapes decoded by httplib's own decoder (a '+' stays a '+' in a path).
 std::string PathOf(std::string_view target) {
-  const std::string_view raw = target.substr(0, target.find_first_of("?#"));
-  const auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string path;
-  path.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
-      path.push_back(static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2])));
-      i += 2;
-    } else {
-      path.push_back(raw[i]);
-    }
-  }
-  return path;
+  return httplib::detail::decode_url(std::string(target.substr(0, target.find_first_of("?#"))),
+                                     /*convert_plus_to_space=*/false);
 }
 
 // Beast routes as ServeHttplib's server does, whose routes are all GET routes: GET and HEAD

@@ -88,9 +88,8 @@ absl::Status NotReady(Readiness readiness, absl::string_view doing) {
   }
 }
 
-absl::Status ResolveFailed(const core::Endpoint& endpoint, int error) {
-  return absl::UnavailableError(
-      absl::StrCat("cannot resolve '", endpoint.host, "': ", gai_strerror(error)));
+absl::Status CannotResolve(const core::Endpoint& endpoint, absl::string_view why) {
+  return absl::UnavailableError(absl::StrCat("cannot resolve '", endpoint.host, "': ", why));
 }
 
 absl::StatusOr<Socket> Connect(const core::Endpoint& endpoint, int cancel_fd,
@@ -380,7 +379,7 @@ absl::StatusOr<NameResolver::Addresses> NameResolver::Resolve(const core::Endpoi
     auto answered = std::make_shared<Lookup>(false);
     const int error = resolve_(endpoint.host.c_str(), port.c_str(), &numeric, &answered->found);
     if (error == 0) return Addresses(std::move(answered));
-    if (error != EAI_NONAME) return ResolveFailed(endpoint, error);
+    if (error != EAI_NONAME) return CannotResolve(endpoint, gai_strerror(error));
   }
 
   std::shared_ptr<Lookup> lookup;
@@ -392,8 +391,7 @@ absl::StatusOr<NameResolver::Addresses> NameResolver::Resolve(const core::Endpoi
     } else {
       lookup = std::make_shared<Lookup>(true);
       if (lookup->done_fd < 0) {
-        return absl::UnavailableError(
-            absl::StrCat("cannot resolve '", endpoint.host, "': no eventfd: ", ErrnoText(errno)));
+        return CannotResolve(endpoint, absl::StrCat("no eventfd: ", ErrnoText(errno)));
       }
       lookup->host = endpoint.host;
       lookup->port = port;
@@ -407,8 +405,7 @@ absl::StatusOr<NameResolver::Addresses> NameResolver::Resolve(const core::Endpoi
           [[maybe_unused]] const ssize_t written = write(lookup->done_fd, &one, sizeof(one));
         }).detach();
       } catch (const std::system_error& thread_error) {
-        return absl::UnavailableError(
-            absl::StrCat("cannot resolve '", endpoint.host, "': no thread: ", thread_error.what()));
+        return CannotResolve(endpoint, absl::StrCat("no thread: ", thread_error.what()));
       }
       in_flight_ = lookup;
     }
@@ -417,7 +414,7 @@ absl::StatusOr<NameResolver::Addresses> NameResolver::Resolve(const core::Endpoi
     const Readiness ready = WaitFor(lookup->done_fd, POLLIN, cancel_fd, deadline);
     if (ready != Readiness::kReady) return NotReady(ready, "resolving the name");
   }
-  if (lookup->error != 0) return ResolveFailed(endpoint, lookup->error);
+  if (lookup->error != 0) return CannotResolve(endpoint, gai_strerror(lookup->error));
   return Addresses(std::move(lookup));
 }
 

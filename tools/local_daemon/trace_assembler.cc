@@ -12,12 +12,11 @@ void TraceAssembler::Add(ReceivedDocument document, absl::Time now) {
   if (inserted) {
     pending.sequence = next_sequence_++;
   } else {
-    ListOf(pending.listed_complete).erase({pending.last_arrival, pending.sequence});
+    ListOf(pending).erase({pending.last_arrival, pending.sequence});
   }
   pending.last_arrival = now;
   pending.index.Add(std::move(document));
-  pending.listed_complete = pending.index.complete();
-  ListOf(pending.listed_complete).emplace(std::pair(now, pending.sequence), it->first);
+  ListOf(pending).emplace(std::pair(now, pending.sequence), it->first);
 }
 
 std::vector<std::string> TraceAssembler::TraceIds() const {
@@ -52,7 +51,8 @@ bool TraceAssembler::IsExpired(std::string_view trace_id, absl::Time now) const 
 
 std::optional<absl::Time> TraceAssembler::EarliestDeadline(const DeadlineList& list,
                                                            absl::Duration after) {
-  if (list.empty()) return std::nullopt;
+  // InfiniteFuture() - t would reach an infinite `after`, and InfiniteFuture() be a deadline.
+  if (list.empty() || after == absl::InfiniteDuration()) return std::nullopt;
   return list.begin()->first.first + after;
 }
 
@@ -61,12 +61,12 @@ std::optional<absl::Time> TraceAssembler::NextFinishTime() const {
 }
 
 std::optional<absl::Time> TraceAssembler::NextExpiryTime() const {
-  if (pending_timeout_ == absl::InfiniteDuration()) return std::nullopt;
   return EarliestDeadline(incomplete_, pending_timeout_);
 }
 
 std::vector<Trace> TraceAssembler::TakeDue(DeadlineList& list, absl::Duration after,
                                            absl::Time now) {
+  if (after == absl::InfiniteDuration()) return {};
   std::vector<std::string> ids;
   // As Finished and Expired put it: now - last arrival >= after.
   for (auto it = list.begin(); it != list.end() && now - it->first.first >= after; ++it) {
@@ -81,7 +81,7 @@ std::vector<Trace> TraceAssembler::Take(const std::vector<std::string>& ids) {
     const auto it = traces_.find(id);
     if (it == traces_.end()) continue;
     Pending& pending = it->second;
-    ListOf(pending.listed_complete).erase({pending.last_arrival, pending.sequence});
+    ListOf(pending).erase({pending.last_arrival, pending.sequence});
     taken.emplace_back(pending.sequence,
                        Trace(it->first, std::move(pending.index).TakeDocuments()));
     traces_.erase(it);
@@ -98,8 +98,6 @@ std::vector<Trace> TraceAssembler::TakeFinished(absl::Time now) {
 }
 
 std::vector<Trace> TraceAssembler::TakeExpired(absl::Time now) {
-  // An infinite timeout never expires, though InfiniteFuture() - t reaches it.
-  if (pending_timeout_ == absl::InfiniteDuration()) return {};
   return TakeDue(incomplete_, pending_timeout_, now);
 }
 

@@ -61,7 +61,6 @@ class TraceAssembler {
     uint64_t sequence = 0;  // order of first arrival
     TraceIndex index;       // its documents
     absl::Time last_arrival;
-    bool listed_complete = false;  // which deadline list holds it
   };
   // Traces by (last arrival, sequence): the complete ones, waiting out the quiet period, and the
   // others, waiting for the pending timeout. Each list's finished or expired traces are a prefix
@@ -76,11 +75,15 @@ class TraceAssembler {
     return pending_timeout_ != absl::InfiniteDuration() && !pending.index.complete() &&
            now - pending.last_arrival >= pending_timeout_;
   }
-  DeadlineList& ListOf(bool complete) { return complete ? complete_ : incomplete_; }
-  // The earliest last arrival + `after` in `list`.
+  // The deadline list that holds `pending`: the index's completeness only changes in Add.
+  DeadlineList& ListOf(const Pending& pending) {
+    return pending.index.complete() ? complete_ : incomplete_;
+  }
+  // The earliest last arrival + `after` in `list`; nullopt when `after` is infinite (nothing
+  // there ever comes due).
   static std::optional<absl::Time> EarliestDeadline(const DeadlineList& list, absl::Duration after);
   // Removes and returns the traces at the front of `list` whose last arrival + `after` is
-  // `now` or earlier, oldest (first arrival) first.
+  // `now` or earlier, oldest (first arrival) first; none when `after` is infinite.
   std::vector<Trace> TakeDue(DeadlineList& list, absl::Duration after, absl::Time now);
   // Removes and returns the traces named in `ids`, oldest (first arrival) first.
   std::vector<Trace> Take(const std::vector<std::string>& ids);
