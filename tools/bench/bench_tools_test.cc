@@ -163,6 +163,82 @@ TEST_P(HelloServerTest, TracedServerSendsOneSegmentPerRequestAndTheSinkCountsThe
 
 INSTANTIATE_TEST_SUITE_P(Frameworks, HelloServerTest, ::testing::Values("httplib", "beast"));
 
+// A double member of a JSON object; NaN when it is missing or not a number.
+double Number(const rapidjson::Value& object, const char* name) {
+  const auto member = object.FindMember(name);
+  if (member == object.MemberEnd() || !member->value.IsNumber()) return std::nan("");
+  return member->value.GetDouble();
+}
+
+// What run_http_bench.sh relies on: http_load --versus loads two servers in turn, slice by
+// slice, closed loop and open, over connections kept open throughout: each slice ends with no
+// request in flight (else the next slice's first request would follow another on the same
+// connection: its answer would be taken for the new request's, and at exit some would be left
+// unanswered), every round gives a pair, and each overhead comes with an interval around its
+// median.
+TEST(BenchToolsTest, HttpLoadVersusAlternatesBetweenTwoServers) {
+  const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
+  ChildProcess server_a(
+      Argv("http_hello", {"--framework", "beast", "--traced", "0", "--port", "0"}), env);
+  ChildProcess server_b(
+      Argv("http_hello", {"--framework", "beast", "--traced", "0", "--port", "0"}), env);
+  const uint16_t port_a = server_a.ListeningPort(absl::Now() + kStepTimeout);
+  const uint16_t port_b = server_b.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(port_a, 0);
+  ASSERT_NE(port_b, 0);
+  int64_t timed_a = 0;
+  int64_t timed_b = 0;
+  for (const bool open_loop : {false, true}) {
+    SCOPED_TRACE(open_loop ? "open loop" : "closed loop");
+    std::vector<std::string> args = {"--url",
+                                     absl::StrCat("http://127.0.0.1:", port_a, "/hello"),
+                                     "--versus",
+                                     absl::StrCat("http://127.0.0.1:", port_b, "/hello"),
+                                     "--connections",
+                                     "3",
+                                     "--rounds",
+                                     "6",
+                                     "--slice-ms",
+                                     "60",
+                                     "--slice-warmup-ms",
+                                     "10",
+                                     "--warmup-s",
+                                     "0.05"};
+    if (open_loop) args.insert(args.end(), {"--rate", "2000"});
+    ChildProcess load(Argv("http_load", args), env);
+    ASSERT_EQ(load.Wait(absl::Now() + kStepTimeout), 0) << load.err();
+    const rapidjson::Document result = LastJsonLine(load.out());
+    EXPECT_EQ(Count(result, "rounds"), 6) << load.out();
+    EXPECT_GT(Count(result, "requests_a"), 0) << load.out();
+    EXPECT_GT(Count(result, "requests_b"), 0) << load.out();
+    EXPECT_EQ(Count(result, "errors_a"), 0) << load.out();
+    EXPECT_EQ(Count(result, "errors_b"), 0) << load.out();
+    EXPECT_EQ(Count(result, "unanswered_a"), 0) << load.out();
+    EXPECT_EQ(Count(result, "unanswered_b"), 0) << load.out();
+    for (const auto& [overhead, unit] :
+         {std::pair{"rps_overhead", "_pct"}, std::pair{"p50_overhead", "_us"},
+          std::pair{"p99_overhead", "_us"}}) {
+      const double median = Number(result, absl::StrCat(overhead, unit).c_str());
+      EXPECT_LE(Number(result, absl::StrCat(overhead, "_low").c_str()), median) << load.out();
+      EXPECT_GE(Number(result, absl::StrCat(overhead, "_high").c_str()), median) << load.out();
+    }
+    if (open_loop) {
+      // The schedule sets the pace of each slice: 2000 a second, not what the server could do.
+      EXPECT_LE(Number(result, "rps_a"), 2200) << load.out();
+      EXPECT_LE(Number(result, "rps_b"), 2200) << load.out();
+    }
+    timed_a += Count(result, "requests_a");
+    timed_b += Count(result, "requests_b");
+  }
+  // Each server answered at least what was timed against it (and the untimed warm-ups).
+  for (const auto& [server, timed] :
+       {std::pair{&server_a, timed_a}, std::pair{&server_b, timed_b}}) {
+    server->Signal(SIGTERM);
+    ASSERT_EQ(server->Wait(absl::Now() + kStepTimeout), 0) << server->err();
+    EXPECT_GE(Count(LastJsonLine(server->out()), "requests"), timed) << server->out();
+  }
+}
+
 TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
   ExpectRejected(Argv("http_hello", {"--framework", "nginx", "--traced", "0"}),
                  "usage: http_hello");
@@ -171,6 +247,17 @@ TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
                  "bad --requests '0'");
   ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--rate", "0"}),
                  "bad --rate '0'");
+  ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--versus", "http://x/"}),
+                 "bad --versus 'http://x/'");
+  ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--versus",
+                                    "http://127.0.0.1:2/", "--duration-s", "1"}),
+                 "not --duration-s or --requests");
+  ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--rounds", "3"}),
+                 "need --versus");
+  ExpectRejected(
+      Argv("http_load", {"--url", "http://127.0.0.1:1/", "--versus", "http://127.0.0.1:2/",
+                         "--slice-ms", "10", "--slice-warmup-ms", "10"}),
+      "--slice-warmup-ms must be shorter than --slice-ms");
 }
 
 // The environment of a benchmark script run on this test's own binaries (nothing built).
@@ -203,8 +290,8 @@ TEST(BenchToolsTest, RunHttpBenchGivesARowPerFramework) {
   for (const bool open_loop : {false, true}) {
     SCOPED_TRACE(open_loop ? "open loop" : "closed loop");
     std::vector<std::string> argv = {"/bin/bash",     Tool("run_http_bench.sh"),
-                                     "--rounds",      "2",
-                                     "--duration-s",  "0.2",
+                                     "--rounds",      "3",
+                                     "--slice-ms",    "100",
                                      "--warmup-s",    "0",
                                      "--connections", "2",
                                      "--sampling",    "default"};
@@ -218,10 +305,11 @@ TEST(BenchToolsTest, RunHttpBenchGivesARowPerFramework) {
     EXPECT_THAT(bench.err(), Not(HasSubstr("WARNING"))) << bench.err();
     for (const std::string& framework : frameworks) {
       const std::vector<double> row = RowOf(bench.out(), framework);
-      ASSERT_EQ(row.size(), 7u) << framework << "\n" << bench.out();
+      ASSERT_EQ(row.size(), 11u) << framework << "\n" << bench.out();
       EXPECT_GT(row[0], 0) << bench.out();  // requests/s, untraced
       EXPECT_GT(row[1], 0) << bench.out();  // and traced
       for (const double number : row) EXPECT_FALSE(std::isnan(number)) << bench.out();
+      EXPECT_THAT(bench.out(), HasSubstr(framework + ": throughput overhead ")) << bench.out();
     }
   }
 }
@@ -274,6 +362,7 @@ TEST(BenchToolsTest, ScriptsRejectBadArguments) {
   ExpectRejected({"/bin/bash", Tool("run_http_bench.sh"), "--sampling", "half"},
                  "bad --sampling 'half'");
   ExpectRejected({"/bin/bash", Tool("run_http_bench.sh"), "--rate", "fast"}, "bad --rate 'fast'");
+  ExpectRejected({"/bin/bash", Tool("run_http_bench.sh"), "--slice-ms", "0"}, "bad --slice-ms '0'");
   ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--baseline", "nothing"},
                  "bad --baseline 'nothing'");
   ExpectRejected({"/bin/bash", Tool("server_cpu.sh"), "--fast", "1"}, "tools/bench/server_cpu.sh");

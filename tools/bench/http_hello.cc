@@ -8,7 +8,8 @@
 // each one pays the full cost (segment, serialization, one datagram), and sends to --daemon
 // (AWS_XRAY_DAEMON_ADDRESS wins, as in Configure; default 127.0.0.1:2000). SIGINT/SIGTERM stop
 // the server, flush the emitter and print one JSON line of counters:
-// {"requests":N,"segments_sent":S,"datagrams_sent":D,"dropped":X} (the last three when traced).
+// {"requests":N,"segments_sent":S,"datagrams_sent":D,"dropped":X,"send_calls":C} (all but the
+// first when traced; D / C is the emitter's batch size).
 #include <httplib.h>
 #include <signal.h>
 
@@ -323,7 +324,8 @@ int main(int argc, char** argv) {
     const xraysink::emitter::UdpEmitter::Stats stats = tracing->emitter().stats();
     absl::StrAppend(&counters, ",\"segments_sent\":", tracing->recorder().stats().segments_sent,
                     ",\"datagrams_sent\":", stats.sent,
-                    ",\"dropped\":", stats.dropped_queue_full + stats.send_errors);
+                    ",\"dropped\":", stats.dropped_queue_full + stats.send_errors,
+                    ",\"send_calls\":", stats.send_calls);
   }
   std::printf("%s}\n", counters.c_str());
   return 0;

@@ -12,10 +12,24 @@
 // omission, as in wrk2). That measures the latency a server adds at a given load, which at
 // saturation is drowned in queueing. Requests sent and answered inside the measured window
 // (after the warm-up) are timed one by one; the result is one JSON line
-// {requests, seconds, rps, p50_us, p99_us, errors}. With --requests N the window also ends once
-// N requests were answered in it (for tests: a count to reach, not a time to fill). Errors: non-2xx
-// answers, malformed responses, connections lost mid-request; a connection that cannot be re-opened
-// is given up.
+// {requests, seconds, rps, p50_us, p99_us, errors, unanswered}. With --requests N the window
+// also ends once N requests were answered in it (for tests: a count to reach, not a time to
+// fill). Errors: non-2xx answers, malformed responses, connections lost mid-request; a
+// connection that cannot be re-opened is given up. Unanswered: requests written and never
+// answered (lost with a connection, or still waiting a second after the window closed).
+//
+//   http_load --url URL_A --versus URL_B [--rounds R] [--slice-ms M] [--slice-warmup-ms W]
+//             [--connections C] [--warmup-s W] [--rate R]
+//
+// A/B: the same load alternates between two servers in R rounds of one slice on each (A then B
+// in odd rounds, B then A in even ones), every connection to both kept open throughout, so that
+// neighbouring slices see the same machine: on a shared VM whose speed drifts from one second to
+// the next, that is what makes a small difference measurable. Each slice starts with W ms of
+// load that is not counted, and ends by waiting for the responses in flight. The result is one
+// JSON line: each server's median requests/s over its slices, its p50 and p99 over every timed
+// request, and B's overheads over A per round (requests/s in %, p50 and p99 in us) as the
+// median and the bounds of its 95 % confidence interval over rounds (order statistics: no
+// assumption about how the rounds scatter).
 //
 //   http_load --udp-sink
 //
@@ -42,6 +56,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +76,8 @@ namespace {
 constexpr char kUsage[] =
     R"(usage: http_load --url http://HOST:PORT/PATH [--connections C] [--duration-s D]
                  [--warmup-s W] [--requests N] [--rate R]
+       http_load --url URL_A --versus URL_B [--rounds R] [--slice-ms M]
+                 [--slice-warmup-ms W] [--connections C] [--warmup-s W] [--rate R]
        http_load --udp-sink
 
   --url URL          the GET target (plain http, IPv4 or a resolvable host name)
@@ -70,13 +87,26 @@ constexpr char kUsage[] =
   --requests N       end the window early once N requests were answered in it
   --rate R           open loop: R requests a second on a fixed schedule, each timed from when
                      it was due (default: closed loop, as fast as the server answers)
+  --versus URL       A/B: alternate the load between --url and URL, slice by slice
+  --rounds R         A/B: rounds of one slice on each server (default 50)
+  --slice-ms M       A/B: length of a slice in milliseconds (default 200)
+  --slice-warmup-ms W  A/B: load at the start of each slice not counted (default 20)
   --udp-sink         count UDP datagrams on 127.0.0.1 instead (a stand-in X-Ray daemon)
 )";
 
-struct Options {
+// Where the load goes.
+struct Target {
   std::string host;
   std::string port;
   std::string path;
+};
+
+struct Options {
+  Target target;
+  std::optional<Target> versus;  // A/B against this one
+  int rounds = 50;
+  int slice_ms = 200;
+  int slice_warmup_ms = 20;
   int connections = 16;
   double duration_s = 10;
   double warmup_s = 2;
@@ -90,9 +120,9 @@ absl::Status BadValue(std::string_view flag, std::string_view value, std::string
       "bad ", std::string(flag), " '", std::string(value), "': expected ", std::string(expected)));
 }
 
-absl::Status ParseUrl(std::string_view url, Options& options) {
+absl::Status ParseUrl(std::string_view flag, std::string_view url, Target& target) {
   constexpr std::string_view kScheme = "http://";
-  const auto bad = [url] { return BadValue("--url", url, "http://HOST:PORT/PATH"); };
+  const auto bad = [flag, url] { return BadValue(flag, url, "http://HOST:PORT/PATH"); };
   if (url.substr(0, kScheme.size()) != kScheme) return bad();
   const std::string_view rest = url.substr(kScheme.size());
   const size_t slash = rest.find('/');
@@ -105,16 +135,18 @@ absl::Status ParseUrl(std::string_view url, Options& options) {
       port == 0 || port > 65535) {
     return bad();
   }
-  options.host = std::string(authority.substr(0, colon));
-  options.port = std::to_string(port);
-  options.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  target.host = std::string(authority.substr(0, colon));
+  target.port = std::to_string(port);
+  target.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   return absl::OkStatus();
 }
 
 absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
   Options options;
   bool have_url = false;
-  bool load_flags = false;  // any flag of the load mode
+  bool load_flags = false;    // any flag of the load mode
+  bool window_flags = false;  // --duration-s or --requests: not for A/B
+  bool versus_flags = false;  // --rounds, --slice-ms or --slice-warmup-ms: only for A/B
   for (int i = 1; i < argc; ++i) {
     std::string_view flag = argv[i];
     if (flag == "--udp-sink") {
@@ -131,14 +163,38 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
     }  // else empty: rejected below as a bad value, or an unknown flag
     const absl::string_view text(value.data(), value.size());
     if (flag == "--url") {
-      if (absl::Status status = ParseUrl(value, options); !status.ok()) return status;
+      if (absl::Status status = ParseUrl(flag, value, options.target); !status.ok()) return status;
       have_url = true;
+    } else if (flag == "--versus") {
+      options.versus.emplace();
+      if (absl::Status status = ParseUrl(flag, value, *options.versus); !status.ok()) {
+        return status;
+      }
+    } else if (flag == "--rounds") {
+      versus_flags = true;
+      if (!absl::SimpleAtoi(text, &options.rounds) || options.rounds < 1 ||
+          options.rounds > 100000) {
+        return BadValue(flag, value, "an integer from 1 to 100000");
+      }
+    } else if (flag == "--slice-ms") {
+      versus_flags = true;
+      if (!absl::SimpleAtoi(text, &options.slice_ms) || options.slice_ms < 1 ||
+          options.slice_ms > 3600000) {
+        return BadValue(flag, value, "milliseconds, 1 to 3600000");
+      }
+    } else if (flag == "--slice-warmup-ms") {
+      versus_flags = true;
+      if (!absl::SimpleAtoi(text, &options.slice_warmup_ms) || options.slice_warmup_ms < 0 ||
+          options.slice_warmup_ms > 3600000) {
+        return BadValue(flag, value, "milliseconds, 0 to 3600000");
+      }
     } else if (flag == "--connections") {
       if (!absl::SimpleAtoi(text, &options.connections) || options.connections < 1 ||
           options.connections > 10000) {
         return BadValue(flag, value, "an integer from 1 to 10000");
       }
     } else if (flag == "--duration-s") {
+      window_flags = true;
       if (!absl::SimpleAtod(text, &options.duration_s) || !(options.duration_s > 0) ||
           options.duration_s > 86400) {
         return BadValue(flag, value, "seconds > 0");
@@ -149,6 +205,7 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
         return BadValue(flag, value, "seconds >= 0");
       }
     } else if (flag == "--requests") {
+      window_flags = true;
       if (!absl::SimpleAtoi(text, &options.requests) || options.requests < 1) {
         return BadValue(flag, value, "an integer >= 1");
       }
@@ -163,6 +220,16 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
   if (!options.udp_sink && !have_url) return absl::InvalidArgumentError("--url is required");
   if (options.udp_sink && load_flags) {
     return absl::InvalidArgumentError("--udp-sink takes no other flag");
+  }
+  if (options.versus && window_flags) {
+    return absl::InvalidArgumentError(
+        "--versus times slices (--rounds, --slice-ms), not --duration-s or --requests");
+  }
+  if (options.versus && options.slice_warmup_ms >= options.slice_ms) {
+    return absl::InvalidArgumentError("--slice-warmup-ms must be shorter than --slice-ms");
+  }
+  if (!options.versus && versus_flags) {
+    return absl::InvalidArgumentError("--rounds, --slice-ms and --slice-warmup-ms need --versus");
   }
   return options;
 }
@@ -220,13 +287,14 @@ absl::StatusOr<std::optional<Response>> ParseResponse(std::string_view data) {
 }
 
 // Keep-alive connections with one request in flight each, on one epoll set; closed loop, or
-// open loop on a schedule (interval_ns_ > 0).
+// open loop on a schedule (interval_ns_ > 0). Run may be called again (A/B slices): the
+// connections stay open between runs, with nothing in flight.
 class LoadGenerator {
  public:
-  LoadGenerator(const Options& options, const addrinfo& address)
+  LoadGenerator(const Options& options, const Target& target, const addrinfo& address)
       : address_(address),
-        request_(absl::StrCat("GET ", options.path, " HTTP/1.1\r\nHost: ", options.host, ":",
-                              options.port, "\r\nUser-Agent: http_load\r\n\r\n")),
+        request_(absl::StrCat("GET ", target.path, " HTTP/1.1\r\nHost: ", target.host, ":",
+                              target.port, "\r\nUser-Agent: http_load\r\n\r\n")),
         connections_(options.connections),
         requests_(options.requests),
         interval_ns_(options.rate > 0 ? static_cast<int64_t>(1e9 / options.rate) : 0),
@@ -246,9 +314,14 @@ class LoadGenerator {
     return absl::OkStatus();
   }
 
-  // Runs the load until `end_ns`, timing requests due at or after `window_ns`.
+  // Runs the load until `end_ns`, timing requests due at or after `window_ns` and answered by
+  // `end_ns`; then waits (a second at most) for the answers still in flight, untimed, so that
+  // the next run starts with none.
   void Run(int64_t window_ns, int64_t end_ns) {
     window_ns_ = window_ns;
+    stopping_ = false;
+    idle_.clear();
+    for (Connection& connection : connections_) connection.idle = false;
     next_due_ns_ = NowNs();
     for (size_t i = 0; i < connections_.size(); ++i) Ready(i);
     epoll_event events[256];
@@ -265,18 +338,46 @@ class LoadGenerator {
       for (int i = 0; i < ready; ++i) Receive(events[i].data.u32, end_ns);
       now = NowNs();
     }
+    Drain(end_ns, now + kDrainTimeoutNs);
   }
 
   std::vector<int64_t>& latencies_ns() { return latencies_ns_; }
   uint64_t errors() const { return errors_; }
+  // Requests written and never answered, over every run so far (lost with their connection, or
+  // still unanswered when a drain gave up).
+  uint64_t unanswered() const { return sent_ - answered_; }
 
  private:
+  static constexpr int64_t kDrainTimeoutNs = 1000000000;
+
   struct Connection {
     int fd = -1;
     std::string input;    // bytes of the response in flight received so far
     int64_t sent_ns = 0;  // when the request in flight was sent (open loop: was due)
     bool idle = false;    // open loop: in idle_, nothing in flight
+    bool in_flight = false;
   };
+
+  // Sends nothing more, and receives until no request is in flight or `deadline_ns`; a
+  // connection still waiting then is replaced.
+  void Drain(int64_t end_ns, int64_t deadline_ns) {
+    stopping_ = true;
+    const auto waiting = [this] {
+      return std::any_of(connections_.begin(), connections_.end(),
+                         [](const Connection& connection) { return connection.in_flight; });
+    };
+    epoll_event events[256];
+    for (int64_t now = NowNs(); now < deadline_ns && waiting(); now = NowNs()) {
+      const int64_t wait_ns = deadline_ns - now;
+      const timespec timeout{static_cast<time_t>(wait_ns / 1000000000),
+                             static_cast<long>(wait_ns % 1000000000)};
+      const int ready = epoll_pwait2(epoll_, events, 256, &timeout, nullptr);
+      for (int i = 0; i < ready; ++i) Receive(events[i].data.u32, end_ns);
+    }
+    for (size_t i = 0; i < connections_.size(); ++i) {
+      if (connections_[i].in_flight) Restart(i);
+    }
+  }
 
   absl::Status Open(size_t index) {
     Connection& connection = connections_[index];
@@ -285,6 +386,7 @@ class LoadGenerator {
       --open_;
     }
     connection.input.clear();
+    connection.in_flight = false;
     connection.fd = socket(address_.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (connection.fd < 0) return absl::ErrnoToStatus(errno, "socket");
     // Blocking connect: on loopback it completes at once, and it keeps the loop simple.
@@ -308,6 +410,7 @@ class LoadGenerator {
   // A connection with nothing in flight: the closed loop sends on it at once, the open loop
   // keeps it for the next request due.
   void Ready(size_t index) {
+    if (stopping_) return;
     if (interval_ns_ == 0) {
       if (!Send(index, NowNs())) Fail(index);
     } else if (!std::exchange(connections_[index].idle, true)) {
@@ -330,6 +433,8 @@ class LoadGenerator {
   bool Send(size_t index, int64_t timed_from_ns) {
     Connection& connection = connections_[index];
     connection.sent_ns = timed_from_ns;
+    connection.in_flight = true;  // also when the write fails: the request is lost (see Fail)
+    ++sent_;
     // The request is far smaller than a fresh socket's send buffer: a short write means trouble.
     return send(connection.fd, request_.data(), request_.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(request_.size());
@@ -339,7 +444,7 @@ class LoadGenerator {
   // and the connection is given up (the server no longer accepts).
   bool Restart(size_t index) {
     if (Open(index).ok()) {
-      if (interval_ns_ > 0) {
+      if (interval_ns_ > 0 || stopping_) {
         Ready(index);
         return true;
       }
@@ -357,7 +462,7 @@ class LoadGenerator {
   // The request in flight failed: counted (inside the window), and the connection replaced. An
   // idle connection the server closed is only replaced.
   void Fail(size_t index) {
-    if (!connections_[index].idle && connections_[index].sent_ns >= window_ns_) ++errors_;
+    if (connections_[index].in_flight && connections_[index].sent_ns >= window_ns_) ++errors_;
     Restart(index);
   }
 
@@ -388,6 +493,8 @@ class LoadGenerator {
     // One request in flight: anything after the response is a protocol error.
     if ((*response)->size != connection.input.size()) return Fail(index);
     connection.input.clear();
+    connection.in_flight = false;
+    ++answered_;
     if ((*response)->close || closed) {
       Restart(index);
     } else {
@@ -405,8 +512,11 @@ class LoadGenerator {
   std::vector<size_t> idle_;  // open loop: connections with nothing in flight
   int open_ = 0;
   int64_t window_ns_ = 0;
+  bool stopping_ = false;  // draining: nothing more is sent
   std::vector<int64_t> latencies_ns_;
   uint64_t errors_ = 0;
+  uint64_t sent_ = 0;
+  uint64_t answered_ = 0;
 };
 
 // Nearest-rank percentile of sorted values, in microseconds.
@@ -416,48 +526,192 @@ double PercentileUs(const std::vector<int64_t>& sorted_ns, double fraction) {
   return static_cast<double>(sorted_ns[std::max<size_t>(rank, 1) - 1]) / 1e3;
 }
 
-int RunLoad(const Options& options) {
+// The median of `values` and the bounds of its 95 % confidence interval: the order statistics
+// whose ranks a Binomial(n, 1/2) brackets (normal approximation), clamped to the sample.
+struct MedianInterval {
+  double median = 0;
+  double low = 0;
+  double high = 0;
+};
+
+MedianInterval MedianWithInterval(std::vector<double> values) {
+  MedianInterval result;
+  if (values.empty()) return result;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  result.median = n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  const double half_width = 1.96 * std::sqrt(static_cast<double>(n)) / 2;
+  const double center = static_cast<double>(n) / 2;
+  const auto rank = [n](double r) {  // 1-based rank, clamped
+    return static_cast<size_t>(std::clamp(r, 1.0, static_cast<double>(n)));
+  };
+  result.low = values[rank(std::floor(center - half_width)) - 1];
+  result.high = values[rank(std::ceil(center + half_width + 1)) - 1];
+  return result;
+}
+
+// One run's (or slice's) figures.
+struct Slice {
+  double rps = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+};
+
+Slice Summarize(std::vector<int64_t>& latencies_ns, double seconds) {
+  std::sort(latencies_ns.begin(), latencies_ns.end());
+  return {seconds > 0 ? static_cast<double>(latencies_ns.size()) / seconds : 0.0,
+          PercentileUs(latencies_ns, 0.50), PercentileUs(latencies_ns, 0.99)};
+}
+
+// A resolved and connected load generator for one target; nullptr (after a message) when it
+// cannot be had.
+struct Endpoint {
+  addrinfo* addresses = nullptr;
+  std::unique_ptr<LoadGenerator> generator;
+  ~Endpoint() {
+    generator.reset();
+    if (addresses != nullptr) freeaddrinfo(addresses);
+  }
+};
+
+std::unique_ptr<Endpoint> Open(const Options& options, const Target& target) {
+  auto endpoint = std::make_unique<Endpoint>();
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
-  addrinfo* addresses = nullptr;
-  if (const int error = getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &addresses);
+  if (const int error =
+          getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &endpoint->addresses);
       error != 0) {
-    std::fprintf(stderr, "http_load: cannot resolve %s: %s\n", options.host.c_str(),
+    endpoint->addresses = nullptr;
+    std::fprintf(stderr, "http_load: cannot resolve %s: %s\n", target.host.c_str(),
                  gai_strerror(error));
+    return nullptr;
+  }
+  endpoint->generator = std::make_unique<LoadGenerator>(options, target, *endpoint->addresses);
+  if (absl::Status status = endpoint->generator->Connect(); !status.ok()) {
+    std::fprintf(stderr, "http_load: cannot connect to %s:%s: %s\n", target.host.c_str(),
+                 target.port.c_str(), std::string(status.message()).c_str());
+    return nullptr;
+  }
+  return endpoint;
+}
+
+int RunOne(const Options& options, LoadGenerator& generator) {
+  const int64_t start = NowNs();
+  const int64_t window = start + static_cast<int64_t>(options.warmup_s * 1e9);
+  const int64_t end = window + static_cast<int64_t>(options.duration_s * 1e9);
+  generator.Run(window, end);
+  std::vector<int64_t>& latencies = generator.latencies_ns();
+  const double seconds = static_cast<double>(std::min(NowNs(), end) - window) / 1e9;
+  const size_t requests = latencies.size();
+  const Slice slice = Summarize(latencies, seconds);
+  std::printf(
+      "{\"requests\":%zu,\"seconds\":%.3f,\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+      "\"errors\":%llu,\"unanswered\":%llu}\n",
+      requests, seconds, slice.rps, slice.p50_us, slice.p99_us,
+      static_cast<unsigned long long>(generator.errors()),
+      static_cast<unsigned long long>(generator.unanswered()));
+  if (requests == 0) {
+    std::fprintf(stderr, "http_load: no request completed in the window\n");
     return 1;
   }
-  int exit_code = 0;
-  {
-    // The open loop's schedule needs wake-ups on time, not within the default 50 us of slack.
-    if (options.rate > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
-    LoadGenerator generator(options, *addresses);
-    if (absl::Status status = generator.Connect(); !status.ok()) {
-      std::fprintf(stderr, "http_load: cannot connect to %s:%s: %s\n", options.host.c_str(),
-                   options.port.c_str(), std::string(status.message()).c_str());
-      exit_code = 1;
-    } else {
-      const int64_t start = NowNs();
-      const int64_t window = start + static_cast<int64_t>(options.warmup_s * 1e9);
-      const int64_t end = window + static_cast<int64_t>(options.duration_s * 1e9);
-      generator.Run(window, end);
-      const double seconds = static_cast<double>(std::min(NowNs(), end) - window) / 1e9;
-      std::vector<int64_t>& latencies = generator.latencies_ns();
-      std::sort(latencies.begin(), latencies.end());
-      std::printf(
-          "{\"requests\":%zu,\"seconds\":%.3f,\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-          "\"errors\":%llu}\n",
-          latencies.size(), seconds, seconds > 0 ? latencies.size() / seconds : 0.0,
-          PercentileUs(latencies, 0.50), PercentileUs(latencies, 0.99),
-          static_cast<unsigned long long>(generator.errors()));
-      if (latencies.empty()) {
-        std::fprintf(stderr, "http_load: no request completed in the window\n");
-        exit_code = 1;
-      }
-    }
+  return 0;
+}
+
+// A/B (see the top of this file).
+int RunVersus(const Options& options, LoadGenerator& a, LoadGenerator& b) {
+  const int64_t slice_ns = int64_t{options.slice_ms} * 1000000;
+  const int64_t slice_warmup_ns = int64_t{options.slice_warmup_ms} * 1000000;
+  // Runs one slice of `generator` (after `warmup_ns` of uncounted load); adds its timed requests
+  // to `all`.
+  const auto run_slice = [](LoadGenerator& generator, int64_t warmup_ns, int64_t measured_ns,
+                            std::vector<int64_t>& all) {
+    const int64_t window = NowNs() + warmup_ns;
+    const int64_t end = window + measured_ns;
+    generator.Run(window, end);
+    std::vector<int64_t>& latencies = generator.latencies_ns();
+    const Slice slice = Summarize(latencies, static_cast<double>(end - window) / 1e9);
+    all.insert(all.end(), latencies.begin(), latencies.end());
+    latencies.clear();
+    return slice;
+  };
+  std::vector<int64_t> all_a;
+  std::vector<int64_t> all_b;
+  // Both warm up once at length (the --warmup-s), untimed.
+  const int64_t warmup_ns = static_cast<int64_t>(options.warmup_s * 1e9);
+  if (warmup_ns > 0) {
+    std::vector<int64_t> discarded;
+    run_slice(a, warmup_ns, 0, discarded);
+    run_slice(b, warmup_ns, 0, discarded);
   }
-  freeaddrinfo(addresses);
-  return exit_code;
+  std::vector<double> rps_a;
+  std::vector<double> rps_b;
+  std::vector<double> rps_overhead_pct;
+  std::vector<double> p50_overhead_us;
+  std::vector<double> p99_overhead_us;
+  int empty_slices = 0;
+  for (int round = 1; round <= options.rounds; ++round) {
+    Slice slice_a;
+    Slice slice_b;
+    // Which goes first alternates, so that a machine speeding up or slowing down through a
+    // round favours neither.
+    if (round % 2) {
+      slice_a = run_slice(a, slice_warmup_ns, slice_ns - slice_warmup_ns, all_a);
+      slice_b = run_slice(b, slice_warmup_ns, slice_ns - slice_warmup_ns, all_b);
+    } else {
+      slice_b = run_slice(b, slice_warmup_ns, slice_ns - slice_warmup_ns, all_b);
+      slice_a = run_slice(a, slice_warmup_ns, slice_ns - slice_warmup_ns, all_a);
+    }
+    if (slice_a.rps == 0 || slice_b.rps == 0) {
+      ++empty_slices;  // a server answered nothing in its slice: no pair to compare
+      continue;
+    }
+    rps_a.push_back(slice_a.rps);
+    rps_b.push_back(slice_b.rps);
+    rps_overhead_pct.push_back((slice_a.rps - slice_b.rps) * 100 / slice_a.rps);
+    p50_overhead_us.push_back(slice_b.p50_us - slice_a.p50_us);
+    p99_overhead_us.push_back(slice_b.p99_us - slice_a.p99_us);
+  }
+  const double measured_s =
+      static_cast<double>(options.rounds) * static_cast<double>(slice_ns - slice_warmup_ns) / 1e9;
+  const Slice total_a = Summarize(all_a, measured_s);
+  const Slice total_b = Summarize(all_b, measured_s);
+  const MedianInterval rps = MedianWithInterval(rps_overhead_pct);
+  const MedianInterval p50 = MedianWithInterval(p50_overhead_us);
+  const MedianInterval p99 = MedianWithInterval(p99_overhead_us);
+  std::printf(
+      "{\"rounds\":%zu,\"requests_a\":%zu,\"requests_b\":%zu,\"rps_a\":%.0f,\"rps_b\":%.0f,"
+      "\"p50_a_us\":%.1f,\"p50_b_us\":%.1f,\"p99_a_us\":%.1f,\"p99_b_us\":%.1f,"
+      "\"rps_overhead_pct\":%.2f,\"rps_overhead_low\":%.2f,\"rps_overhead_high\":%.2f,"
+      "\"p50_overhead_us\":%.1f,\"p50_overhead_low\":%.1f,\"p50_overhead_high\":%.1f,"
+      "\"p99_overhead_us\":%.1f,\"p99_overhead_low\":%.1f,\"p99_overhead_high\":%.1f,"
+      "\"errors_a\":%llu,\"errors_b\":%llu,\"unanswered_a\":%llu,\"unanswered_b\":%llu}\n",
+      rps_overhead_pct.size(), all_a.size(), all_b.size(), MedianWithInterval(rps_a).median,
+      MedianWithInterval(rps_b).median, total_a.p50_us, total_b.p50_us, total_a.p99_us,
+      total_b.p99_us, rps.median, rps.low, rps.high, p50.median, p50.low, p50.high, p99.median,
+      p99.low, p99.high, static_cast<unsigned long long>(a.errors()),
+      static_cast<unsigned long long>(b.errors()), static_cast<unsigned long long>(a.unanswered()),
+      static_cast<unsigned long long>(b.unanswered()));
+  if (rps_overhead_pct.empty()) {
+    std::fprintf(stderr, "http_load: no round where both servers answered\n");
+    return 1;
+  }
+  if (empty_slices > 0) {
+    std::fprintf(stderr, "http_load: %d round(s) left out: a server answered nothing\n",
+                 empty_slices);
+  }
+  return 0;
+}
+
+int RunLoad(const Options& options) {
+  // The open loop's schedule needs wake-ups on time, not within the default 50 us of slack.
+  if (options.rate > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
+  const std::unique_ptr<Endpoint> a = Open(options, options.target);
+  if (a == nullptr) return 1;
+  if (!options.versus) return RunOne(options, *a->generator);
+  const std::unique_ptr<Endpoint> b = Open(options, *options.versus);
+  if (b == nullptr) return 1;
+  return RunVersus(options, *a->generator, *b->generator);
 }
 
 int RunUdpSink() {
