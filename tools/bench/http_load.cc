@@ -12,9 +12,9 @@
 // omission, as in wrk2). That measures the latency a server adds at a given load, which at
 // saturation is drowned in queueing. Requests sent and answered inside the measured window
 // (after the warm-up) are timed one by one; the result is one JSON line
-// {requests, seconds, rps, p50_us, p99_us, errors, unanswered}. With --requests N the window
-// also ends once N requests were answered in it (for tests: a count to reach, not a time to
-// fill). Errors: non-2xx answers, malformed responses, connections lost mid-request; a
+// {requests, seconds, rps, p50_us, p99_us, service_p99_us, errors, unanswered}. With --requests N
+// the window also ends once N requests were answered in it (for tests: a count to reach, not a time
+// to fill). Errors: non-2xx answers, malformed responses, connections lost mid-request; a
 // connection that cannot be re-opened is given up. Unanswered: requests written and never
 // answered (lost with a connection, or still waiting a second after the window closed).
 //
@@ -26,10 +26,13 @@
 // neighbouring slices see the same machine: on a shared VM whose speed drifts from one second to
 // the next, that is what makes a small difference measurable. Each slice starts with W ms of
 // load that is not counted, and ends by waiting for the responses in flight. The result is one
-// JSON line: each server's median requests/s over its slices, its p50 and p99 over every timed
-// request, and B's overheads over A per round (requests/s in %, p50 and p99 in us) as the
-// median and the bounds of its 95 % confidence interval over rounds (order statistics: no
-// assumption about how the rounds scatter).
+// JSON line: each server's median requests/s over its slices, its p50, p99 and service p99
+// over every timed request, and B's overheads over A per round (requests/s in %, p50, p99 and
+// service p99 in us) as the median and the bounds of its 95 % confidence interval over rounds
+// (order statistics: no assumption about how the rounds scatter). Service times run from when a
+// request was written rather than due: the same in a closed loop; in an open loop they leave
+// out the load generator's own delays in sending (on a VM, stalls of milliseconds, which the
+// open loop charges to every request due meanwhile).
 //
 //   http_load --udp-sink
 //
@@ -342,6 +345,11 @@ class LoadGenerator {
   }
 
   std::vector<int64_t>& latencies_ns() { return latencies_ns_; }
+  // The same requests' service times: from when each was written, not when it was due (the same
+  // in a closed loop). Below saturation, what the server took, without the load generator's own
+  // delays in sending (on a VM, stalls of milliseconds that the open loop charges to the requests
+  // due meanwhile).
+  std::vector<int64_t>& service_ns() { return service_ns_; }
   uint64_t errors() const { return errors_; }
   // Requests written and never answered, over every run so far (lost with their connection, or
   // still unanswered when a drain gave up).
@@ -352,9 +360,10 @@ class LoadGenerator {
 
   struct Connection {
     int fd = -1;
-    std::string input;    // bytes of the response in flight received so far
-    int64_t sent_ns = 0;  // when the request in flight was sent (open loop: was due)
-    bool idle = false;    // open loop: in idle_, nothing in flight
+    std::string input;       // bytes of the response in flight received so far
+    int64_t sent_ns = 0;     // when the request in flight was sent (open loop: was due)
+    int64_t written_ns = 0;  // when it was written
+    bool idle = false;       // open loop: in idle_, nothing in flight
     bool in_flight = false;
   };
 
@@ -433,6 +442,7 @@ class LoadGenerator {
   bool Send(size_t index, int64_t timed_from_ns) {
     Connection& connection = connections_[index];
     connection.sent_ns = timed_from_ns;
+    connection.written_ns = interval_ns_ > 0 ? NowNs() : timed_from_ns;
     connection.in_flight = true;  // also when the write fails: the request is lost (see Fail)
     ++sent_;
     // The request is far smaller than a fresh socket's send buffer: a short write means trouble.
@@ -488,6 +498,7 @@ class LoadGenerator {
     const int64_t done_ns = NowNs();
     if (connection.sent_ns >= window_ns_ && done_ns <= end_ns) {
       latencies_ns_.push_back(done_ns - connection.sent_ns);
+      service_ns_.push_back(done_ns - connection.written_ns);
       if ((*response)->status < 200 || (*response)->status > 299) ++errors_;
     }
     // One request in flight: anything after the response is a protocol error.
@@ -514,6 +525,7 @@ class LoadGenerator {
   int64_t window_ns_ = 0;
   bool stopping_ = false;  // draining: nothing more is sent
   std::vector<int64_t> latencies_ns_;
+  std::vector<int64_t> service_ns_;
   uint64_t errors_ = 0;
   uint64_t sent_ = 0;
   uint64_t answered_ = 0;
@@ -555,12 +567,17 @@ struct Slice {
   double rps = 0;
   double p50_us = 0;
   double p99_us = 0;
+  double service_p99_us = 0;  // see LoadGenerator::service_ns
 };
 
-Slice Summarize(std::vector<int64_t>& latencies_ns, double seconds) {
+// Sorts both.
+Slice Summarize(std::vector<int64_t>& latencies_ns, std::vector<int64_t>& service_ns,
+                double seconds) {
   std::sort(latencies_ns.begin(), latencies_ns.end());
+  std::sort(service_ns.begin(), service_ns.end());
   return {seconds > 0 ? static_cast<double>(latencies_ns.size()) / seconds : 0.0,
-          PercentileUs(latencies_ns, 0.50), PercentileUs(latencies_ns, 0.99)};
+          PercentileUs(latencies_ns, 0.50), PercentileUs(latencies_ns, 0.99),
+          PercentileUs(service_ns, 0.99)};
 }
 
 // A resolved and connected load generator for one target; nullptr (after a message) when it
@@ -604,11 +621,11 @@ int RunOne(const Options& options, LoadGenerator& generator) {
   std::vector<int64_t>& latencies = generator.latencies_ns();
   const double seconds = static_cast<double>(std::min(NowNs(), end) - window) / 1e9;
   const size_t requests = latencies.size();
-  const Slice slice = Summarize(latencies, seconds);
+  const Slice slice = Summarize(latencies, generator.service_ns(), seconds);
   std::printf(
       "{\"requests\":%zu,\"seconds\":%.3f,\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-      "\"errors\":%llu,\"unanswered\":%llu}\n",
-      requests, seconds, slice.rps, slice.p50_us, slice.p99_us,
+      "\"service_p99_us\":%.1f,\"errors\":%llu,\"unanswered\":%llu}\n",
+      requests, seconds, slice.rps, slice.p50_us, slice.p99_us, slice.service_p99_us,
       static_cast<unsigned long long>(generator.errors()),
       static_cast<unsigned long long>(generator.unanswered()));
   if (requests == 0) {
@@ -622,25 +639,33 @@ int RunOne(const Options& options, LoadGenerator& generator) {
 int RunVersus(const Options& options, LoadGenerator& a, LoadGenerator& b) {
   const int64_t slice_ns = int64_t{options.slice_ms} * 1000000;
   const int64_t slice_warmup_ns = int64_t{options.slice_warmup_ms} * 1000000;
+  // Every timed request of one server, over all its slices.
+  struct Timed {
+    std::vector<int64_t> latencies_ns;
+    std::vector<int64_t> service_ns;
+  };
   // Runs one slice of `generator` (after `warmup_ns` of uncounted load); adds its timed requests
   // to `all`.
   const auto run_slice = [](LoadGenerator& generator, int64_t warmup_ns, int64_t measured_ns,
-                            std::vector<int64_t>& all) {
+                            Timed& all) {
     const int64_t window = NowNs() + warmup_ns;
     const int64_t end = window + measured_ns;
     generator.Run(window, end);
     std::vector<int64_t>& latencies = generator.latencies_ns();
-    const Slice slice = Summarize(latencies, static_cast<double>(end - window) / 1e9);
-    all.insert(all.end(), latencies.begin(), latencies.end());
+    std::vector<int64_t>& service = generator.service_ns();
+    const Slice slice = Summarize(latencies, service, static_cast<double>(end - window) / 1e9);
+    all.latencies_ns.insert(all.latencies_ns.end(), latencies.begin(), latencies.end());
+    all.service_ns.insert(all.service_ns.end(), service.begin(), service.end());
     latencies.clear();
+    service.clear();
     return slice;
   };
-  std::vector<int64_t> all_a;
-  std::vector<int64_t> all_b;
+  Timed all_a;
+  Timed all_b;
   // Both warm up once at length (the --warmup-s), untimed.
   const int64_t warmup_ns = static_cast<int64_t>(options.warmup_s * 1e9);
   if (warmup_ns > 0) {
-    std::vector<int64_t> discarded;
+    Timed discarded;
     run_slice(a, warmup_ns, 0, discarded);
     run_slice(b, warmup_ns, 0, discarded);
   }
@@ -649,6 +674,7 @@ int RunVersus(const Options& options, LoadGenerator& a, LoadGenerator& b) {
   std::vector<double> rps_overhead_pct;
   std::vector<double> p50_overhead_us;
   std::vector<double> p99_overhead_us;
+  std::vector<double> service_p99_overhead_us;
   int empty_slices = 0;
   for (int round = 1; round <= options.rounds; ++round) {
     Slice slice_a;
@@ -671,26 +697,32 @@ int RunVersus(const Options& options, LoadGenerator& a, LoadGenerator& b) {
     rps_overhead_pct.push_back((slice_a.rps - slice_b.rps) * 100 / slice_a.rps);
     p50_overhead_us.push_back(slice_b.p50_us - slice_a.p50_us);
     p99_overhead_us.push_back(slice_b.p99_us - slice_a.p99_us);
+    service_p99_overhead_us.push_back(slice_b.service_p99_us - slice_a.service_p99_us);
   }
   const double measured_s =
       static_cast<double>(options.rounds) * static_cast<double>(slice_ns - slice_warmup_ns) / 1e9;
-  const Slice total_a = Summarize(all_a, measured_s);
-  const Slice total_b = Summarize(all_b, measured_s);
+  const Slice total_a = Summarize(all_a.latencies_ns, all_a.service_ns, measured_s);
+  const Slice total_b = Summarize(all_b.latencies_ns, all_b.service_ns, measured_s);
   const MedianInterval rps = MedianWithInterval(rps_overhead_pct);
   const MedianInterval p50 = MedianWithInterval(p50_overhead_us);
   const MedianInterval p99 = MedianWithInterval(p99_overhead_us);
+  const MedianInterval service_p99 = MedianWithInterval(service_p99_overhead_us);
   std::printf(
       "{\"rounds\":%zu,\"requests_a\":%zu,\"requests_b\":%zu,\"rps_a\":%.0f,\"rps_b\":%.0f,"
       "\"p50_a_us\":%.1f,\"p50_b_us\":%.1f,\"p99_a_us\":%.1f,\"p99_b_us\":%.1f,"
       "\"rps_overhead_pct\":%.2f,\"rps_overhead_low\":%.2f,\"rps_overhead_high\":%.2f,"
       "\"p50_overhead_us\":%.1f,\"p50_overhead_low\":%.1f,\"p50_overhead_high\":%.1f,"
       "\"p99_overhead_us\":%.1f,\"p99_overhead_low\":%.1f,\"p99_overhead_high\":%.1f,"
+      "\"service_p99_a_us\":%.1f,\"service_p99_b_us\":%.1f,\"service_p99_overhead_us\":%.1f,"
+      "\"service_p99_overhead_low\":%.1f,\"service_p99_overhead_high\":%.1f,"
       "\"errors_a\":%llu,\"errors_b\":%llu,\"unanswered_a\":%llu,\"unanswered_b\":%llu}\n",
-      rps_overhead_pct.size(), all_a.size(), all_b.size(), MedianWithInterval(rps_a).median,
-      MedianWithInterval(rps_b).median, total_a.p50_us, total_b.p50_us, total_a.p99_us,
-      total_b.p99_us, rps.median, rps.low, rps.high, p50.median, p50.low, p50.high, p99.median,
-      p99.low, p99.high, static_cast<unsigned long long>(a.errors()),
-      static_cast<unsigned long long>(b.errors()), static_cast<unsigned long long>(a.unanswered()),
+      rps_overhead_pct.size(), all_a.latencies_ns.size(), all_b.latencies_ns.size(),
+      MedianWithInterval(rps_a).median, MedianWithInterval(rps_b).median, total_a.p50_us,
+      total_b.p50_us, total_a.p99_us, total_b.p99_us, rps.median, rps.low, rps.high, p50.median,
+      p50.low, p50.high, p99.median, p99.low, p99.high, total_a.service_p99_us,
+      total_b.service_p99_us, service_p99.median, service_p99.low, service_p99.high,
+      static_cast<unsigned long long>(a.errors()), static_cast<unsigned long long>(b.errors()),
+      static_cast<unsigned long long>(a.unanswered()),
       static_cast<unsigned long long>(b.unanswered()));
   if (rps_overhead_pct.empty()) {
     std::fprintf(stderr, "http_load: no round where both servers answered\n");
