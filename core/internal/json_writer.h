@@ -2,6 +2,7 @@
 #define XRAYSINK_CORE_INTERNAL_JSON_WRITER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "rapidjson/stringbuffer.h"
@@ -28,8 +29,8 @@ inline constexpr JsonEscapeTable kJsonEscapes{};
 
 // RapidJSON's writer (it keeps the structure: commas, colons, nesting, numbers) with a faster
 // string path. RapidJSON copies a string byte by byte through its escape table; documents are
-// mostly strings, so this writer scans for the bytes JSON must escape and copies the clean runs
-// between them with memcpy. Strings must already be valid UTF-8 (the serializer ensures it).
+// mostly strings, so this writer checks and copies eight bytes at a time while none of them
+// needs escaping. Strings must already be valid UTF-8 (the serializer ensures it).
 class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
  public:
   explicit JsonWriter(rapidjson::StringBuffer& buffer) : Writer(buffer) {}
@@ -70,40 +71,57 @@ class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
     return EndValue(true);
   }
 
-  // Most runs are short (keys, ids, names): a call to memcpy costs more than copying them.
-  static char* Copy(char* out, const char* from, size_t length) {
-    if (length > 32) {
-      std::memcpy(out, from, length);
-      return out + length;
-    }
-    for (size_t i = 0; i < length; ++i) out[i] = from[i];
-    return out + length;
+  // Whether any of the 8 bytes of `word` must be escaped: a control byte (below 0x20), '"' or
+  // '\\'. Exact (no false positives), and bytes from 0x80 up (UTF-8) never count: "has a byte
+  // below n" is (x - n * ones) & ~x & highs, for n <= 0x80; "has a byte equal to c" is the same
+  // for n = 1 on x ^ (c * ones).
+  static bool MustEscapeAny(uint64_t word) {
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr uint64_t kHighs = 0x8080808080808080ULL;
+    const uint64_t quote = word ^ (kOnes * '"');
+    const uint64_t backslash = word ^ (kOnes * '\\');
+    return (((word - kOnes * 0x20) & ~word) | ((quote - kOnes) & ~quote) |
+            ((backslash - kOnes) & ~backslash)) &
+           kHighs;
   }
 
   void WriteEscaped(const char* text, size_t length) {
-    // Worst case: every byte becomes \u00XX, plus the quotes.
+    // Worst case: every byte becomes \u00XX, plus the quotes. Room for that is pushed first,
+    // so clean bytes are stored eight at a time as they are scanned (one load and one store,
+    // no second pass to copy them), and the excess is popped at the end.
     char* out = os_->Push(2 + 6 * length);
     char* const begin = out;
     *out++ = '"';
     const char* const end = text + length;
-    const char* run = text;
-    for (const char* p = text; p != end; ++p) {
-      const char escape = kJsonEscapes.entries[static_cast<unsigned char>(*p)];
-      if (escape == 0) continue;
-      out = Copy(out, run, static_cast<size_t>(p - run));
-      run = p + 1;
+    const char* p = text;
+    while (p != end) {
+      if (end - p >= 8) {
+        uint64_t word;
+        std::memcpy(&word, p, sizeof(word));
+        if (!MustEscapeAny(word)) {
+          std::memcpy(out, &word, sizeof(word));
+          out += sizeof(word);
+          p += sizeof(word);
+          continue;
+        }
+      }
+      // Byte by byte through a word that has a byte to escape, and through the last few.
+      const auto c = static_cast<unsigned char>(*p++);
+      const char escape = kJsonEscapes.entries[c];
+      if (escape == 0) {
+        *out++ = static_cast<char>(c);
+        continue;
+      }
       *out++ = '\\';
       *out++ = escape;
       if (escape == 'u') {
         static constexpr char kHex[] = "0123456789ABCDEF";
-        const auto c = static_cast<unsigned char>(*p);
         *out++ = '0';
         *out++ = '0';
         *out++ = kHex[c >> 4];
         *out++ = kHex[c & 0xF];
       }
     }
-    out = Copy(out, run, static_cast<size_t>(end - run));
     *out++ = '"';
     os_->Pop(2 + 6 * length - static_cast<size_t>(out - begin));
   }

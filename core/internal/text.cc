@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 
 namespace xraysink::core::internal {
@@ -77,14 +78,25 @@ bool AllowedAsciiInName(char c) {
          c == '=' || c == '+' || c == '-' || c == '@';
 }
 
+// Eight bytes at a time: strings are mostly ASCII, and a byte-by-byte loop with an early exit
+// is not vectorized.
+bool AllAscii(std::string_view text) {
+  uint64_t bits = 0;
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= text.size(); i += sizeof(uint64_t)) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, sizeof(word));
+    bits |= word;
+  }
+  for (; i < text.size(); ++i) bits |= static_cast<uint8_t>(text[i]);
+  return (bits & 0x8080808080808080ULL) == 0;
+}
+
 }  // namespace
 
 std::string_view ValidUtf8(std::string_view text, size_t max_chars, std::string& scratch) {
   // Fast path: ASCII within the limit.
-  if (text.size() <= max_chars &&
-      std::all_of(text.begin(), text.end(), [](char c) { return static_cast<uint8_t>(c) < 0x80; })) {
-    return text;
-  }
+  if (text.size() <= max_chars && AllAscii(text)) return text;
   scratch.clear();
   size_t chars = 0;
   for (size_t i = 0; i < text.size() && chars < max_chars; ++chars) {

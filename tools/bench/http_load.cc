@@ -591,7 +591,7 @@ struct Endpoint {
   }
 };
 
-std::unique_ptr<Endpoint> Open(const Options& options, const Target& target) {
+std::unique_ptr<Endpoint> OpenEndpoint(const Options& options, const Target& target) {
   auto endpoint = std::make_unique<Endpoint>();
   addrinfo hints{};
   hints.ai_family = AF_INET;
@@ -738,10 +738,10 @@ int RunVersus(const Options& options, LoadGenerator& a, LoadGenerator& b) {
 int RunLoad(const Options& options) {
   // The open loop's schedule needs wake-ups on time, not within the default 50 us of slack.
   if (options.rate > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
-  const std::unique_ptr<Endpoint> a = Open(options, options.target);
+  const std::unique_ptr<Endpoint> a = OpenEndpoint(options, options.target);
   if (a == nullptr) return 1;
   if (!options.versus) return RunOne(options, *a->generator);
-  const std::unique_ptr<Endpoint> b = Open(options, *options.versus);
+  const std::unique_ptr<Endpoint> b = OpenEndpoint(options, *options.versus);
   if (b == nullptr) return 1;
   return RunVersus(options, *a->generator, *b->generator);
 }
