@@ -46,8 +46,8 @@ TEST(JsonWriterTest, EscapesEveryByteValueAtEveryPositionAsRapidJsonDoes) {
 
 TEST(JsonWriterTest, EscapesMixedStringsOfEveryShortLengthAsRapidJsonDoes) {
   // Mostly clean bytes, with quotes, backslashes, control bytes and UTF-8 among them.
-  const std::string alphabet =
-      std::string("abcdefgh/:.-_ 019\"\\\n\t\x01\x1f\x7f", 27) + "\xc3\xa9" + "\xe2\x82\xac";
+  static constexpr char kBytes[] = "abcdefgh/:.-_ 019\"\\\n\t\x01\x1f\x7f\xc3\xa9\xe2\x82\xac";
+  const std::string alphabet(kBytes, sizeof(kBytes) - 1);
   std::mt19937 random(20261201);
   for (size_t length = 0; length <= 40; ++length) {
     for (int round = 0; round < 200; ++round) {
