@@ -86,7 +86,8 @@ constexpr char kUsage[] =
   --url URL          the GET target (plain http, IPv4 or a resolvable host name)
   --connections C    keep-alive connections, each with one request in flight (default 16)
   --duration-s D     length of the measured window in seconds (default 10)
-  --warmup-s W       seconds of load before the window, not counted (default 2)
+  --warmup-s W       seconds of load before the window, not counted (default 2); A/B: on
+                     each server once, before the first round
   --requests N       end the window early once N requests were answered in it
   --rate R           open loop: R requests a second on a fixed schedule, each timed from when
                      it was due (default: closed loop, as fast as the server answers)
