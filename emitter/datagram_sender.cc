@@ -1,8 +1,11 @@
 #include "emitter/datagram_sender.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <system_error>
@@ -22,6 +26,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/log.h"
 #include "emitter/internal/bounded_queue.h"
 
 namespace xraysink::emitter {
@@ -47,8 +53,20 @@ constexpr int kReleasesPerPush = 2;
 // position costs a cache miss while the sender is busy) and updates whether the sender is behind.
 constexpr uint64_t kBacklogCheckInterval = 64;
 
+// The first wait before looking a daemon's name up again (doubling up to resolve_interval), and
+// how long one lookup may take before it counts as failed (it goes on, and the next call waits
+// for it rather than start another).
+constexpr auto kFirstLookupRetry = std::chrono::milliseconds(100);
+constexpr auto kLookupTimeout = std::chrono::seconds(5);
+
 std::string ErrnoText(int error) {
   return std::error_code(error, std::generic_category()).message();
+}
+
+std::string AddressText(const sockaddr_in& address) {
+  char text[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &address.sin_addr, text, sizeof(text));
+  return absl::StrCat(text, ":", ntohs(address.sin_port));
 }
 
 }  // namespace
@@ -57,8 +75,15 @@ class DatagramSender::State {
  public:
   using Item = std::variant<std::string, core::DocumentRef>;
 
-  State(int fd, const Options& options)
+  // `named`: the daemon's host name, which the sender thread looks up (`fd` is not connected);
+  // `cancel_fd` (an eventfd, owned from here; -1 with no name) ends a lookup at Stop().
+  State(int fd, const Options& options, std::optional<core::Endpoint> named = std::nullopt,
+        int cancel_fd = -1)
       : fd_(fd),
+        named_(std::move(named)),
+        cancel_fd_(cancel_fd),
+        resolver_(options.resolve != nullptr ? options.resolve : &getaddrinfo, AF_INET, SOCK_DGRAM),
+        resolve_interval_(absl::ToChronoNanoseconds(options.resolve_interval)),
         batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
         idle_delay_(absl::ToChronoNanoseconds(options.idle_delay)),
         sleep_after_(absl::ToChronoNanoseconds(options.sleep_after)),
@@ -67,7 +92,10 @@ class DatagramSender::State {
         queue_(options.queue_capacity),
         retired_(kRetiredCapacity),
         paused_(options.start_paused) {}
-  ~State() { CloseSocket(); }
+  ~State() {
+    CloseSocket();
+    if (cancel_fd_ >= 0) close(cancel_fd_);
+  }
 
   // Once the sender thread has stopped: the socket goes back at once, even if something keeps
   // this state alive (a retired recorder holds its emitter).
@@ -114,6 +142,10 @@ class DatagramSender::State {
     std::lock_guard lock(mu_);
     stopping_ = true;
     wake_.notify_one();
+    if (cancel_fd_ >= 0) {
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t written = write(cancel_fd_, &one, sizeof(one));
+    }
   }
 
   // Once the sender thread has stopped: counts what it left in the queue as dropped. The end is
@@ -159,6 +191,7 @@ class DatagramSender::State {
     bool lingered = true;
     auto quiet_since = std::chrono::steady_clock::now() - sleep_after_;
     while (true) {
+      if (named_ && !FindDaemon()) return;
       uint64_t taken = 0;
       while (datagrams.size() < kBatch && queue_.TryPop(item)) {
         ++taken;
@@ -298,6 +331,86 @@ class DatagramSender::State {
     return all_queued;
   }
 
+  // With the daemon given by name: connects the socket to what the name resolves to, at first
+  // (waiting, retrying, until it resolves: items stay queued meanwhile) and again once
+  // resolve_interval has passed since the last lookup (keeping the address when that lookup
+  // fails). False once stopped.
+  bool FindDaemon() {
+    if (connected_ && std::chrono::steady_clock::now() < next_lookup_) return true;
+    auto retry_after = std::min<std::chrono::nanoseconds>(kFirstLookupRetry, resolve_interval_);
+    for (;;) {
+      const bool found = LookUpDaemon();
+      if (stopping()) return false;
+      if (found || connected_) {  // a later lookup that failed: the address stays
+        next_lookup_ = std::chrono::steady_clock::now() + resolve_interval_;
+        return true;
+      }
+      std::unique_lock lock(mu_);
+      if (wake_.wait_for(lock, retry_after, [this] { return stopping_; })) return false;
+      retry_after = std::min(retry_after * 2, resolve_interval_);
+    }
+  }
+
+  // One lookup of the daemon's name; true once the socket is connected to what it found.
+  bool LookUpDaemon() {
+    absl::StatusOr<internal::NameResolver::Addresses> found =
+        resolver_.Resolve(*named_, cancel_fd_, std::chrono::steady_clock::now() + kLookupTimeout);
+    if (!found.ok()) {
+      if (!absl::IsCancelled(found.status())) LookupFailed(found.status().message());
+      return false;
+    }
+    const addrinfo* first = found->first();
+    if (first == nullptr || first->ai_family != AF_INET ||
+        first->ai_addrlen != sizeof(sockaddr_in)) {
+      LookupFailed("no IPv4 address");
+      return false;
+    }
+    sockaddr_in address;
+    std::memcpy(&address, first->ai_addr, sizeof(address));
+    if (connected_ && address.sin_addr.s_addr == address_.sin_addr.s_addr &&
+        address.sin_port == address_.sin_port) {
+      lookup_failing_ = false;
+      return true;
+    }
+    if (connect(fd_, first->ai_addr, first->ai_addrlen) != 0) {
+      LookupFailed(absl::StrCat("cannot connect a UDP socket to it: ", ErrnoText(errno)));
+      return false;
+    }
+    if (connected_ || lookup_failing_) {
+      core::Log(core::LogLevel::kWarning,
+                absl::StrCat("X-Ray daemon address '", named_->ToString(), "' now resolves to ",
+                             AddressText(address), ": segments go there"));
+    }
+    if (connected_) {
+      std::lock_guard lock(mu_);
+      ++stats_.address_changes;
+    }
+    connected_ = true;
+    lookup_failing_ = false;
+    address_ = address;
+    return true;
+  }
+
+  // Counts a failed lookup, and logs the first of a run.
+  void LookupFailed(absl::string_view why) {
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.resolve_failures;
+    }
+    if (std::exchange(lookup_failing_, true)) return;
+    core::Log(
+        core::LogLevel::kWarning,
+        absl::StrCat("X-Ray daemon address '", named_->ToString(), "' does not resolve (", why,
+                     connected_ ? "); segments still go to "
+                                : "); segments wait in the queue while it is looked up again",
+                     connected_ ? AddressText(address_) : ""));
+  }
+
+  bool stopping() const {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  }
+
   // Sleeps until an item arrives or Stop(); false when stopped.
   bool Park() {
     std::unique_lock lock(mu_);
@@ -427,6 +540,17 @@ class DatagramSender::State {
   }
 
   int fd_;  // -1 once closed; used by the sender thread only while it runs
+  // The daemon's host name when it was given by name: the sender thread connects fd_ to it.
+  const std::optional<core::Endpoint> named_;
+  const int cancel_fd_;  // readable once stopping: ends a lookup
+  internal::NameResolver resolver_;
+  const std::chrono::nanoseconds resolve_interval_;
+  // The sender thread's own, with a name: whether fd_ is connected, to what, when to look again,
+  // and whether the last lookup failed.
+  bool connected_ = false;
+  sockaddr_in address_{};
+  std::chrono::steady_clock::time_point next_lookup_;
+  bool lookup_failing_ = false;
   const std::chrono::nanoseconds batch_delay_;
   const std::chrono::nanoseconds idle_delay_;
   const std::chrono::nanoseconds sleep_after_;
@@ -482,6 +606,12 @@ absl::Status CheckOptions(const DatagramSender::Options& options) {
                                                      absl::FormatDuration(value)));
     }
   }
+  if (options.resolve_interval < absl::Milliseconds(1) ||
+      options.resolve_interval > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("emitter resolve interval must be 1ms..24h, not ",
+                     absl::FormatDuration(options.resolve_interval)));
+  }
   return absl::OkStatus();
 }
 
@@ -494,32 +624,32 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Create(const cor
     return absl::InvalidArgumentError(
         absl::StrCat("X-Ray daemon UDP address '", udp.ToString(), "' needs a host and a port"));
   }
-  addrinfo hints{};
-  hints.ai_family = AF_INET;  // the daemon address format has no IPv6 form
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(udp.port);
-  if (const int error = getaddrinfo(udp.host.c_str(), port.c_str(), &hints, &found); error != 0) {
-    const std::string message = absl::StrCat("cannot resolve the X-Ray daemon UDP address '",
-                                             udp.ToString(), "': ", gai_strerror(error));
-    return error == EAI_AGAIN ? absl::UnavailableError(message)
-                              : absl::InvalidArgumentError(message);
-  }
-  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
-
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return absl::UnavailableError(absl::StrCat("cannot open a UDP socket: ", ErrnoText(errno)));
   }
+  // The daemon address format has no IPv6 form: an IPv4 address, or a name.
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(udp.port);
+  if (inet_pton(AF_INET, udp.host.c_str(), &address.sin_addr) != 1) {
+    // A name: the sender thread looks it up, and Stop() ends a lookup through this descriptor.
+    const int cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (cancel_fd < 0) {
+      const int error = errno;
+      close(fd);
+      return absl::UnavailableError(absl::StrCat("cannot open an eventfd: ", ErrnoText(error)));
+    }
+    return Start(std::make_shared<State>(fd, options, udp, cancel_fd), options);
+  }
   // Connected: sends need no address, and the kernel reports ICMP errors (ECONNREFUSED).
-  if (connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     const int error = errno;
     close(fd);
     return absl::UnavailableError(
         absl::StrCat("cannot connect a UDP socket to '", udp.ToString(), "': ", ErrnoText(error)));
   }
-  return Adopt(fd, options);
+  return Start(std::make_shared<State>(fd, options), options);
 }
 
 absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Adopt(int fd, Options options) {
@@ -527,9 +657,13 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Adopt(int fd, Op
     close(fd);
     return checked;
   }
-  // From here the state owns the socket.
+  return Start(std::make_shared<State>(fd, options), options);  // from here it owns the socket
+}
+
+absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Start(std::shared_ptr<State> state,
+                                                                      const Options& options) {
   std::unique_ptr<DatagramSender> sender(
-      new DatagramSender(std::make_shared<State>(fd, options), options.shutdown_flush_timeout));
+      new DatagramSender(std::move(state), options.shutdown_flush_timeout));
   try {
     sender->thread_ = std::thread([state = sender->state_] { state->Run(); });
   } catch (const std::system_error& error) {

@@ -13,6 +13,7 @@
 #include "core/daemon_address.h"
 #include "core/segment_sink.h"
 #include "core/serialization.h"
+#include "emitter/internal/name_resolver.h"
 
 namespace xraysink::emitter {
 
@@ -44,6 +45,15 @@ struct DatagramSenderOptions {
   // each) instead of filling the queue until documents are dropped. 0 (or queue_capacity and
   // above): never.
   size_t caller_serializes_above = 2048;
+  // A daemon given by host name (a container's, a service's) is looked up on the sender thread,
+  // never on the caller's, and again this often: a daemon that restarts may come back at another
+  // address. Until the name first resolves, items wait in the queue (once it is full, more are
+  // dropped and counted); failed lookups are counted (resolve_failures), logged (the first of a
+  // run) and retried after 100 ms, doubling up to this. A later lookup that fails keeps the
+  // address the socket has. An address (127.0.0.1) is never looked up. 1 ms .. 1 day.
+  absl::Duration resolve_interval = absl::Seconds(60);
+  // For tests: how host names are looked up (getaddrinfo when null).
+  internal::ResolveFunction resolve = nullptr;
   // How long destruction waits for the queue to drain before giving up on the rest.
   absl::Duration shutdown_flush_timeout = absl::Seconds(1);
   // For tests: the sender thread sends nothing until Resume(), so the queue can be filled.
@@ -77,6 +87,10 @@ class DatagramSender {
     uint64_t message_too_long = 0;    // EMSGSIZE
     uint64_t would_block = 0;         // EAGAIN: the socket buffer stayed full
     uint64_t other_errors = 0;
+    // Lookups of the daemon's host name that failed or took longer than 5 s (each is retried).
+    uint64_t resolve_failures = 0;
+    // Times a later lookup of the host name moved the socket to another address.
+    uint64_t address_changes = 0;
     uint64_t serialized_by_callers = 0;  // documents the enqueueing threads serialized
     // Items whose thread woke the sender thread (a system call there): the first after a quiet
     // spell (sleep_after), or a whole batch waiting while it slept (idle_delay).
@@ -86,8 +100,11 @@ class DatagramSender {
     core::SerializationStats serialization;  // of the documents serialized so far
   };
 
-  // Resolves `udp` (IPv4) once and connects a non-blocking UDP socket to it. Errors: a bad
-  // endpoint, a host that does not resolve, bad options, no socket or thread available.
+  // Sends to `udp` (IPv4) over a non-blocking UDP socket: an address is connected to here, a
+  // host name is looked up by the sender thread (see resolve_interval), so that a slow or failing
+  // resolver never holds the caller, and a name that does not resolve yet (a daemon's container
+  // that is not up) is waited for. Errors: a bad endpoint, bad options, no socket, descriptor or
+  // thread available.
   static absl::StatusOr<std::unique_ptr<DatagramSender>> Create(const core::Endpoint& udp,
                                                                 Options options = {});
   // Sends on `fd`, a connected non-blocking datagram socket made elsewhere (in tests, a
@@ -127,6 +144,9 @@ class DatagramSender {
   class State;
 
   DatagramSender(std::shared_ptr<State> state, absl::Duration shutdown_flush_timeout);
+  // Starts the sender thread on `state`.
+  static absl::StatusOr<std::unique_ptr<DatagramSender>> Start(std::shared_ptr<State> state,
+                                                               const Options& options);
 
   const std::shared_ptr<State> state_;
   const absl::Duration shutdown_flush_timeout_;

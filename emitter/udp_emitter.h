@@ -28,6 +28,9 @@ struct EmitterOptions {
   // Above this many queued documents, the threads that end segments serialize their own (see
   // DatagramSenderOptions::caller_serializes_above). 0: never.
   size_t caller_serializes_above = DatagramSenderOptions{}.caller_serializes_above;
+  // How often a daemon given by host name is looked up again, on the emitter's thread (see
+  // DatagramSenderOptions::resolve_interval).
+  absl::Duration resolve_interval = DatagramSenderOptions{}.resolve_interval;
   // How long destruction waits for queued documents to go out.
   absl::Duration flush_timeout = DatagramSenderOptions{}.shutdown_flush_timeout;
 };
@@ -39,8 +42,10 @@ class UdpEmitter : public core::SegmentSink {
  public:
   using Stats = DatagramSender::Stats;
 
-  // Errors: a bad daemon address (naming AWS_XRAY_DAEMON_ADDRESS when it came from there), a
-  // host that does not resolve, bad options.
+  // Errors: a bad daemon address (naming AWS_XRAY_DAEMON_ADDRESS when it came from there), bad
+  // options. A host name is looked up on the emitter's thread, not here: one that does not
+  // resolve yet (the daemon's container still starting) is logged and retried while documents
+  // wait in the queue (see DatagramSenderOptions::resolve_interval).
   static absl::StatusOr<std::shared_ptr<UdpEmitter>> Create(EmitterOptions options = {});
 
   // Queues the document; false when the queue is full (counted in stats().dropped_queue_full).

@@ -126,6 +126,20 @@ TEST_F(UdpEmitterTest, EnvironmentAddressWinsAndRawDatagramsGoAsGiven) {
   EXPECT_EQ(receiver_.Receive(1), std::vector<std::string>{raw});
 }
 
+// A daemon given by host name, as in a container setup (xray-daemon:2000): looked up by the
+// system's resolver on the emitter's thread, and sent to.
+TEST_F(UdpEmitterTest, ADaemonGivenByHostNameIsSentTo) {
+  EmitterOptions options;
+  options.daemon_address = absl::StrCat("localhost:", receiver_.port());
+  absl::StatusOr<std::shared_ptr<UdpEmitter>> emitter = UdpEmitter::Create(options);
+  ASSERT_TRUE(emitter.ok()) << emitter.status();
+  const std::string raw = std::string(core::kDaemonHeader) + R"({"by":"name"})";
+  ASSERT_TRUE((*emitter)->SendRaw(raw));
+  ASSERT_TRUE((*emitter)->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver_.Receive(1), std::vector<std::string>{raw});
+  EXPECT_EQ((*emitter)->stats().resolve_failures, 0u);
+}
+
 TEST_F(UdpEmitterTest, BadAddressesAndOptionsAreConfigurationErrors) {
   EmitterOptions options;
   options.daemon_address = "127.0.0.1";  // no port
