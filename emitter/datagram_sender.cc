@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,6 +85,7 @@ class DatagramSender::State {
         cancel_fd_(cancel_fd),
         resolver_(options.resolve != nullptr ? options.resolve : &getaddrinfo, AF_INET, SOCK_DGRAM),
         resolve_interval_(absl::ToChronoNanoseconds(options.resolve_interval)),
+        priority_(options.priority),
         batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
         idle_delay_(absl::ToChronoNanoseconds(options.idle_delay)),
         sleep_after_(absl::ToChronoNanoseconds(options.sleep_after)),
@@ -176,6 +178,15 @@ class DatagramSender::State {
   void Run() {
     // Shown by top -H, perf and gdb: the host's engineers can tell whose thread this is.
     pthread_setname_np(pthread_self(), "xraysink-send");
+    if (priority_ == Options::Priority::kIdle) {
+      const sched_param no_priority{};  // SCHED_IDLE takes priority 0
+      if (const int error = pthread_setschedparam(pthread_self(), SCHED_IDLE, &no_priority);
+          error != 0) {
+        core::Log(core::LogLevel::kWarning,
+                  absl::StrCat("the emitter's thread keeps its scheduling: SCHED_IDLE refused (",
+                               ErrnoText(error), ")"));
+      }
+    }
     {
       std::unique_lock lock(mu_);
       wake_.wait(lock, [this] { return !paused_ || stopping_; });
@@ -545,6 +556,7 @@ class DatagramSender::State {
   const int cancel_fd_;  // readable once stopping: ends a lookup
   internal::NameResolver resolver_;
   const std::chrono::nanoseconds resolve_interval_;
+  const Options::Priority priority_;
   // The sender thread's own, with a name: whether fd_ is connected, to what, when to look again,
   // and whether the last lookup failed.
   bool connected_ = false;

@@ -45,6 +45,14 @@ struct DatagramSenderOptions {
   // each) instead of filling the queue until documents are dropped. 0 (or queue_capacity and
   // above): never.
   size_t caller_serializes_above = 2048;
+  // How the sender thread is scheduled. kIdle (Linux's SCHED_IDLE) runs it only on CPU time
+  // that no other thread of the machine wants, so its bursts of sending never delay a request:
+  // on the 2-core VM of docs/PERFORMANCE.md, ~20 us less p99 at the default sampling rule. The
+  // price: on a host whose cores stay busy it sends late, and once the queue is full drops
+  // (counted), when traces of an overloaded service may be the ones wanted. Where the system
+  // refuses the policy, the thread stays as it was (logged).
+  enum class Priority { kNormal, kIdle };
+  Priority priority = Priority::kNormal;
   // A daemon given by host name (a container's, a service's) is looked up on the sender thread,
   // never on the caller's, and again this often: a daemon that restarts may come back at another
   // address. Until the name first resolves, items wait in the queue (once it is full, more are

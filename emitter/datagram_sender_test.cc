@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <netdb.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -581,6 +583,29 @@ TEST(DatagramSenderTest, SenderThreadIsNamed) {
   EXPECT_EQ(core::testing::CountThreadsNamed("xraysink-send"), before + 1);
   sender.reset();
   EXPECT_EQ(core::testing::CountThreadsNamed("xraysink-send"), before);
+}
+
+// kIdle puts the sender thread under SCHED_IDLE (and it still sends); kNormal leaves it as the
+// creating thread's.
+TEST(DatagramSenderTest, AnIdlePrioritySenderRunsUnderSchedIdle) {
+  for (const auto priority :
+       {DatagramSender::Options::Priority::kNormal, DatagramSender::Options::Priority::kIdle}) {
+    const std::vector<pid_t> before = core::testing::ThreadIdsNamed("xraysink-send");
+    UdpReceiver receiver;
+    DatagramSender::Options options;
+    options.priority = priority;
+    auto sender = NewSender(receiver.endpoint(), options);
+    ASSERT_NE(sender, nullptr);
+    ASSERT_TRUE(sender->Enqueue("x"));
+    ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{"x"});  // past its setup, and sending
+    std::vector<pid_t> started;
+    for (const pid_t id : core::testing::ThreadIdsNamed("xraysink-send")) {
+      if (std::find(before.begin(), before.end(), id) == before.end()) started.push_back(id);
+    }
+    ASSERT_EQ(started.size(), 1u);
+    EXPECT_EQ(sched_getscheduler(started[0]),
+              priority == DatagramSender::Options::Priority::kIdle ? SCHED_IDLE : SCHED_OTHER);
+  }
 }
 
 // A sender that is behind (more queued than caller_serializes_above) has the enqueueing threads

@@ -18,6 +18,7 @@ absl::StatusOr<std::shared_ptr<UdpEmitter>> UdpEmitter::Create(EmitterOptions op
   sender_options.caller_serializes_above = options.caller_serializes_above;
   sender_options.shutdown_flush_timeout = options.flush_timeout;
   sender_options.resolve_interval = options.resolve_interval;
+  sender_options.priority = options.sender_priority;
   absl::StatusOr<std::unique_ptr<DatagramSender>> sender =
       DatagramSender::Create(address->udp, sender_options);
   if (!sender.ok()) return sender.status();

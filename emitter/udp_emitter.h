@@ -28,6 +28,9 @@ struct EmitterOptions {
   // Above this many queued documents, the threads that end segments serialize their own (see
   // DatagramSenderOptions::caller_serializes_above). 0: never.
   size_t caller_serializes_above = DatagramSenderOptions{}.caller_serializes_above;
+  // How the emitter's thread is scheduled (see DatagramSenderOptions::priority): kIdle keeps its
+  // sending from delaying requests, and on a host whose cores stay busy, sends late or drops.
+  DatagramSenderOptions::Priority sender_priority = DatagramSenderOptions{}.priority;
   // How often a daemon given by host name is looked up again, on the emitter's thread (see
   // DatagramSenderOptions::resolve_interval).
   absl::Duration resolve_interval = DatagramSenderOptions{}.resolve_interval;

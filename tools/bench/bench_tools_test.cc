@@ -273,6 +273,9 @@ TEST(BenchToolsTest, HttpLoadTimesServiceApartFromTheDueTime) {
 TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
   ExpectRejected(Argv("http_hello", {"--framework", "nginx", "--traced", "0"}),
                  "usage: http_hello");
+  ExpectRejected(
+      Argv("http_hello", {"--framework", "beast", "--traced", "1", "--sender-priority", "fast"}),
+      "bad --sender-priority 'fast'");
   ExpectRejected(Argv("http_load", {"--url", "ftp://127.0.0.1/"}), "usage: http_load");
   ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--requests", "0"}),
                  "bad --requests '0'");

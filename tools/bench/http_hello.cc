@@ -58,6 +58,7 @@ using xraysink::tools::WaitForStopSignal;
 constexpr char kUsage[] =
     R"(usage: http_hello --framework httplib|beast --traced 0|1 [--port P] [--threads N]
                   [--daemon HOST:PORT] [--sampling all|default|none]
+                  [--sender-priority normal|idle]
 
   --framework F      httplib (thread per connection) or beast (C++20 coroutines)
   --traced 0|1       1: xraysink middleware
@@ -69,6 +70,8 @@ constexpr char kUsage[] =
                      keep-alive connection holds one (default 32); beast: io_context threads
                      (default 1)
   --daemon HOST:PORT where traced mode sends segments (default 127.0.0.1:2000)
+  --sender-priority  traced mode: how the emitter's thread is scheduled: normal (the default)
+                     or idle (SCHED_IDLE; EmitterOptions::sender_priority)
 )";
 constexpr char kHello[] = "Hello, World!";
 constexpr std::chrono::seconds kIdleTimeout(30);
@@ -82,6 +85,7 @@ struct Options {
   int port = 0;
   int threads = 0;  // 0: the framework's default above
   std::string daemon;
+  bool idle_sender = false;
 };
 
 absl::Status BadValue(std::string_view flag, std::string_view value, std::string_view expected) {
@@ -111,6 +115,9 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
       if (value != "0" && value != "1") return BadValue(flag, value, "0|1");
       options.traced = value == "1";
       have_traced = true;
+    } else if (flag == "--sender-priority") {
+      if (value != "normal" && value != "idle") return BadValue(flag, value, "normal|idle");
+      options.idle_sender = value == "idle";
     } else if (flag == "--port") {
       if (!absl::SimpleAtoi(text, &options.port) || options.port < 0 || options.port > 65535) {
         return BadValue(flag, value, "a port from 0 to 65535");
@@ -298,6 +305,10 @@ int main(int argc, char** argv) {
     tracing_options.daemon_address = options->daemon;
     // Local sampling: the benchmark has no daemon sampling API.
     tracing_options.centralized_sampling = false;
+    if (options->idle_sender) {
+      tracing_options.emitter.sender_priority =
+          xraysink::emitter::DatagramSenderOptions::Priority::kIdle;
+    }
     tracing_options.recorder.sampler = std::make_shared<xraysink::core::DefaultSampler>(
         options->sampling_fixed_target, options->sampling_rate);
     absl::StatusOr<std::unique_ptr<xraysink::Tracing>> configured =
