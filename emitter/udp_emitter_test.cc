@@ -1,8 +1,10 @@
 #include "emitter/udp_emitter.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/entity.h"
 #include "core/serialization.h"
+#include "core/testing/threads.h"
 #include "emitter/testing/udp_receiver.h"
 #include "rapidjson/document.h"
 
@@ -138,6 +141,26 @@ TEST_F(UdpEmitterTest, ADaemonGivenByHostNameIsSentTo) {
   ASSERT_TRUE((*emitter)->Flush(absl::Now() + absl::Seconds(20)));
   EXPECT_EQ(receiver_.Receive(1), std::vector<std::string>{raw});
   EXPECT_EQ((*emitter)->stats().resolve_failures, 0u);
+}
+
+// The sender's scheduling option reaches the emitter's thread.
+TEST_F(UdpEmitterTest, AnIdlePrioritySenderRunsUnderSchedIdle) {
+  EmitterOptions options;
+  options.daemon_address = absl::StrCat("127.0.0.1:", receiver_.port());
+  options.sender_priority = DatagramSenderOptions::Priority::kIdle;
+  const std::vector<pid_t> before = core::testing::ThreadIdsNamed("xraysink-send");
+  absl::StatusOr<std::shared_ptr<UdpEmitter>> emitter = UdpEmitter::Create(options);
+  ASSERT_TRUE(emitter.ok()) << emitter.status();
+  const std::string raw = std::string(core::kDaemonHeader) + "{}";
+  ASSERT_TRUE((*emitter)->SendRaw(raw));
+  ASSERT_EQ(receiver_.Receive(1), std::vector<std::string>{raw});  // the thread is past its setup
+  int idle = 0;
+  for (const pid_t id : core::testing::ThreadIdsNamed("xraysink-send")) {
+    if (std::find(before.begin(), before.end(), id) == before.end()) {
+      idle += sched_getscheduler(id) == SCHED_IDLE;
+    }
+  }
+  EXPECT_EQ(idle, 1);
 }
 
 TEST_F(UdpEmitterTest, BadAddressesAndOptionsAreConfigurationErrors) {
