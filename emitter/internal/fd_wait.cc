@@ -13,6 +13,11 @@
 
 namespace xraysink::emitter::internal {
 
+std::string ErrnoText(int error) {
+  char buffer[128];
+  return strerror_r(error, buffer, sizeof(buffer));  // GNU: returns the text
+}
+
 Readiness WaitFor(int fd, short events, int cancel_fd,
                   std::chrono::steady_clock::time_point deadline) {
   for (;;) {
@@ -37,11 +42,8 @@ absl::Status NotReady(Readiness readiness, absl::string_view doing) {
       return absl::DeadlineExceededError(absl::StrCat("the deadline passed while ", doing));
     case Readiness::kCancelled:
       return absl::CancelledError("cancelled");
-    default: {
-      char buffer[128];
-      const std::string text = strerror_r(errno, buffer, sizeof(buffer));  // GNU: the text
-      return absl::UnavailableError(absl::StrCat("waiting while ", doing, ": ", text));
-    }
+    default:
+      return absl::UnavailableError(absl::StrCat("waiting while ", doing, ": ", ErrnoText(errno)));
   }
 }
 

@@ -2,6 +2,7 @@
 #define XRAYSINK_EMITTER_INTERNAL_FD_WAIT_H_
 
 #include <chrono>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -16,6 +17,9 @@ enum class Readiness { kReady, kDeadline, kCancelled, kError };
 // `fd` counts as ready: the next call on it reports the error.
 Readiness WaitFor(int fd, short events, int cancel_fd,
                   std::chrono::steady_clock::time_point deadline);
+
+// What an errno value means, as text ("Connection refused").
+std::string ErrnoText(int error);
 
 // The status of a wait that did not end ready: DeadlineExceeded, Cancelled, or Unavailable with
 // errno's text; `doing` says what was waited for ("connecting").

@@ -32,11 +32,6 @@ constexpr size_t kMaxChunkLine = 1024;
 // How much of a malformed status line goes into a message.
 constexpr size_t kMaxLineInMessage = 60;
 
-std::string ErrnoText(int error) {
-  char buffer[128];
-  return strerror_r(error, buffer, sizeof(buffer));  // GNU: returns the text
-}
-
 class Socket {
  public:
   explicit Socket(int fd) : fd_(fd) {}

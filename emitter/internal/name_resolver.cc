@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -25,11 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 absl::Status CannotResolve(const core::Endpoint& endpoint, absl::string_view why) {
   return absl::UnavailableError(absl::StrCat("cannot resolve '", endpoint.host, "': ", why));
-}
-
-std::string ErrnoText(int error) {
-  char buffer[128];
-  return strerror_r(error, buffer, sizeof(buffer));  // GNU: returns the text
 }
 
 }  // namespace
