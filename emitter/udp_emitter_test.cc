@@ -187,6 +187,11 @@ TEST_F(UdpEmitterTest, BadAddressesAndOptionsAreConfigurationErrors) {
   options.sleep_after = absl::Milliseconds(-1);
   status = UdpEmitter::Create(options).status();
   EXPECT_NE(status.message().find("sleep-after"), absl::string_view::npos) << status;
+  options.sleep_after = EmitterOptions{}.sleep_after;
+  options.resolve_interval = absl::ZeroDuration();
+  status = UdpEmitter::Create(options).status();
+  EXPECT_NE(status.message().find("resolve interval"), absl::string_view::npos) << status;
+  options.resolve_interval = EmitterOptions{}.resolve_interval;
 
   setenv("AWS_XRAY_DAEMON_ADDRESS", "udp:127.0.0.1:2000", 1);
   status = UdpEmitter::Create().status();

@@ -472,6 +472,34 @@ TEST_P(DemoTest, StopsOnSigtermRightAfterListening) {
   }
 }
 
+// A daemon name that never resolves (".invalid" is reserved for that) does not stop the demo
+// from serving, and what waited for it shows in the last line as dropped after close.
+TEST_P(DemoTest, ADaemonNameThatNeverResolvesCountsItsDocumentsAsDropped) {
+  DemoProcess demo(ServeArgs(kName), "xray-daemon.invalid:2000");
+  const uint16_t port = demo.ListeningPort(absl::Now() + kStepTimeout);
+  ASSERT_NE(port, 0) << demo.err();
+  httplib::Client client = Client(port);
+  const httplib::Result hello = client.Get("/hello");
+  ASSERT_TRUE(hello) << httplib::to_string(hello.error());
+  EXPECT_EQ(hello->status, 200);
+  demo.Signal(SIGTERM);
+  ASSERT_EQ(demo.Wait(absl::Now() + kStepTimeout), 0) << demo.err();
+  const std::string err = demo.err();
+  EXPECT_THAT(err, HasSubstr("X-Ray daemon address 'xray-daemon.invalid:2000' does not resolve"));
+  ASSERT_TRUE(absl::EndsWith(err, "\n")) << err;
+  const std::string last_line = err.substr(err.rfind('\n', err.size() - 2) + 1);
+  size_t segments = 0, sent = 0, dropped = 0;
+  ASSERT_EQ(std::sscanf(last_line.c_str(),
+                        "demo: %zu segments sent, %zu datagrams sent, dropped: 0 queue full, 0 "
+                        "send errors, 0 too big, %zu after close",
+                        &segments, &sent, &dropped),
+            3)
+      << err;
+  EXPECT_GE(segments, 1u) << err;  // /hello's at least
+  EXPECT_EQ(sent, 0u) << err;
+  EXPECT_EQ(dropped, segments) << err;
+}
+
 // --log-group links every segment to the group (aws.cloudwatch_logs); --client plays an outside
 // caller: it prints each path's status and trace header, and exits 1 when a request fails.
 TEST_P(DemoTest, LogGroupOnSegmentsAndClientMode) {
