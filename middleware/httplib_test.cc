@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -561,6 +562,51 @@ TEST_F(HttplibMiddlewareTest, ClientOutsideATraceSendsNoHeader) {
   thread.join();
   EXPECT_EQ(seen_header, "");
   EXPECT_EQ(recorder_->stats().context_missing, 1u);
+}
+
+// The TCP_NODELAY option of this process's socket connected from 127.0.0.1:`local_port` to
+// 127.0.0.1:`peer_port`, or -1 when there is none.
+int NoDelayOfConnection(int local_port, int peer_port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    sockaddr_in local{}, peer{};
+    socklen_t local_size = sizeof(local), peer_size = sizeof(peer);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != local_port ||
+        ntohs(peer.sin_port) != peer_port) {
+      continue;
+    }
+    int on = 0;
+    socklen_t size = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &size) != 0) return -1;
+    return on;
+  }
+  return -1;
+}
+
+// httplib sends a request's headers and body apart; with Nagle's algorithm, a kept-alive POST's
+// body would wait for the server's delayed ACK (~40 ms a call).
+TEST_F(HttplibMiddlewareTest, TracedClientConnectionsSendWithoutNagleDelay) {
+  httplib::Server plain;
+  std::atomic<int> client_port{0};
+  plain.Post("/r", [&](const httplib::Request& request, httplib::Response& response) {
+    client_port = request.remote_port;
+    response.status = 204;
+  });
+  const int port = plain.bind_to_any_port("127.0.0.1");
+  std::thread thread([&] { plain.listen_after_bind(); });
+
+  recorder_->BeginSegment("caller");
+  TracedClient client("http://127.0.0.1:" + std::to_string(port), recorder_.get());
+  client.client().set_keep_alive(true);  // the connection stays open to be looked at
+  const httplib::Result result = client.Post("/r", "{}", "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 204);
+  EXPECT_EQ(NoDelayOfConnection(client_port, port), 1);
+  recorder_->EndSegment();
+  client.client().stop();
+  plain.stop();
+  thread.join();
 }
 
 // A handler's own X-Amzn-Trace-Id (any case) is replaced: the response carries one, ours.
