@@ -151,6 +151,24 @@ boost::asio::awaitable<void> PauseAfterAcceptFailure(boost::asio::any_io_executo
   co_await pause.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
 }
 
+std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_code& error) {
+  namespace http = boost::beast::http;
+  if (error.category() != http::make_error_code(http::error::bad_method).category()) {
+    return std::nullopt;  // I/O: reset, timeout, cancellation
+  }
+  switch (static_cast<http::error>(error.value())) {
+    case http::error::end_of_stream:    // closed between requests
+    case http::error::partial_message:  // closed inside one
+      return std::nullopt;
+    case http::error::header_limit:
+      return http::status::request_header_fields_too_large;
+    case http::error::body_limit:
+      return http::status::payload_too_large;
+    default:
+      return http::status::bad_request;
+  }
+}
+
 ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
                             std::optional<int64_t> content_length) {
   namespace http = boost::beast::http;

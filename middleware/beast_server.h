@@ -5,6 +5,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,8 +15,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <chrono>
@@ -74,6 +78,35 @@ ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_
 
 // Whether `io` was made for one thread (concurrency hint 1).
 bool RunsOnOneThread(boost::asio::io_context& io);
+
+// The status that answers a request http::async_read could not read (`error`): 431 for a header
+// over the parser's limit, 413 for a body over it, 400 for anything malformed; none when there
+// is nothing to answer (the peer closed, reset or went quiet, or the read was cancelled).
+std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_code& error);
+
+// Answers a request that could not be read with `status` and `Connection: close` (no segment:
+// no request reached the middleware), then reads and throws away what the client still sends,
+// at most 1 MiB for at most 1 s: closing with unread data makes the kernel reset the connection,
+// which can destroy the answer before the client reads it. `token()` makes the completion token
+// of the connection's I/O, which stores its error in `error`.
+template <typename MakeToken>
+boost::asio::awaitable<void> Refuse(boost::beast::tcp_stream& stream,
+                                    boost::beast::http::status status, MakeToken& token,
+                                    boost::system::error_code& error) {
+  namespace http = boost::beast::http;
+  http::response<http::empty_body> refusal(status, 11);
+  refusal.keep_alive(false);
+  refusal.prepare_payload();
+  error = {};
+  stream.expires_after(std::chrono::seconds(1));
+  co_await http::async_write(stream, refusal, token());
+  if (error) co_return;
+  stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, error);
+  std::array<char, 4096> scrap;
+  for (size_t drained = 0; !error && drained < (size_t{1} << 20);) {
+    drained += co_await stream.async_read_some(boost::asio::buffer(scrap), token());
+  }
+}
 
 // After the `failures`-th accept failure in a row (counted up here): logs the first of a run,
 // then waits 10 ms, doubling up to 1 s.
@@ -262,7 +295,8 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
 // with `handler` (a coroutine returning asio::awaitable<http::response<...>>, or a plain function
 // returning http::response<...> for handlers that never wait), kept alive as the client asks,
 // closed after `idle_timeout` without a complete request (or a response it does not read). A
-// response without Content-Length or chunked encoding gets its payload prepared. Runs until the
+// response without Content-Length or chunked encoding gets its payload prepared. A request that
+// cannot be read is answered 400, 413 or 431 (see RefusalFor) before the close. Runs until the
 // acceptor is closed or its accept cancelled; other accept failures (out of descriptors or
 // memory) are logged (core/log.h) and retried after a pause of 10 ms doubling to 1 s. Spawn it
 // with co_spawn(executor, ServeTraced(...), asio::detached). A null `tracer` traces with the global
@@ -305,7 +339,12 @@ boost::asio::awaitable<void> ServeTraced(
       http::request<http::string_body> request;
       stream.expires_after(idle_timeout);
       co_await http::async_read(stream, buffer, request, io_token());
-      if (error) break;
+      if (error) {
+        if (const auto refusal = internal::RefusalFor(error)) {
+          co_await internal::Refuse(stream, *refusal, io_token, error);
+        }
+        break;
+      }
       bool keep_alive = false;
       TracedRequest traced =
           internal::BeginBeast(*tracer, request, peer.view(), "http", &keep_alive);

@@ -766,6 +766,69 @@ TEST_F(BeastMiddlewareTest, AcceptingGoesOnAfterRunningOutOfDescriptors) {
   EXPECT_NE(answer.find("served"), std::string::npos) << answer;
 }
 
+// Sends `bytes` on a new connection to 127.0.0.1:`port` and returns all that comes back until
+// the server closes (or 20 s, within the test's timeout); `half_close`: shut the sending side
+// after the bytes (a client that gives up mid-request).
+std::string ExchangeRaw(unsigned short port, const std::string& bytes, bool half_close = false) {
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  if (client < 0) return "<no socket>";
+  const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(bytes.size())) {
+    if (half_close) shutdown(client, SHUT_WR);
+    char buffer[4096];
+    for (ssize_t n; (n = recv(client, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, n);
+  }
+  close(client);
+  return answer;
+}
+
+// What Beast cannot read is answered as HTTP servers do (and httplib), then the connection
+// closes: 400 malformed, 431 header too large, 413 body over the parser's limit (1 MiB). No
+// request reached the middleware, so there is no segment. A client that closes mid-request gets
+// nothing.
+TEST_F(BeastMiddlewareTest, UnreadableRequestsAreRefusedWithAStatus) {
+  const unsigned short port = Serve("refusals", [](Request request) -> Response {
+    return Reply(request, http::status::ok, "served");
+  });
+  struct Case {
+    std::string name, bytes, status_line;
+  };
+  const std::vector<Case> cases = {
+      {"garbage", "GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+      {"control character in a value",
+       "GET / HTTP/1.1\r\nHost: x\r\nX-Amzn-Trace-Id: Root=1\x01\r\n\r\n",
+       "HTTP/1.1 400 Bad Request\r\n"},
+      {"9 KB header", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+      {"2 MB body",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n" +
+           std::string(64 * 1024, 'b'),
+       "HTTP/1.1 413 Payload Too Large\r\n"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string answer = ExchangeRaw(port, c.bytes);
+    EXPECT_EQ(answer.substr(0, c.status_line.size()), c.status_line) << answer;
+    EXPECT_NE(answer.find("\r\nConnection: close\r\n"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("\r\nContent-Length: 0\r\n"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(ExchangeRaw(port, "GET / HTTP/1.1\r\nHost: x\r\n", /*half_close=*/true), "");
+  EXPECT_TRUE(sink_->documents().empty());
+  // And the server goes on serving.
+  const std::string served =
+      ExchangeRaw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(served.find("200 OK"), std::string::npos) << served;
+  EXPECT_NE(served.find("served"), std::string::npos) << served;
+}
+
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
 TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
   {
