@@ -3,6 +3,7 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/default_sampler.h"
 #include "core/log.h"
 
@@ -20,6 +21,18 @@ std::shared_ptr<const SegmentSettings> MakeSettings(RecorderOptions& options) {
   settings->aws = std::move(options.aws);
   settings->sdk_version = kSdkVersion;
   return settings;
+}
+
+// What a message let through by a LogLimiter adds: on the first of its kind, that repeats are
+// held back (and where they are counted); after that, how many were.
+std::string RepeatNote(uint64_t held_back, const char* counter) {
+  const int64_t seconds = Recorder::kRepeatedLogInterval.count();
+  if (held_back == 0) {
+    return *counter == '\0' ? absl::StrCat(" (repeats logged at most once every ", seconds, " s)")
+                            : absl::StrCat(" (repeats logged at most once every ", seconds, " s; ",
+                                           counter, " counts them all)");
+  }
+  return absl::StrCat(" (", held_back, " more like it not logged since the last one)");
 }
 
 }  // namespace
@@ -132,7 +145,11 @@ void Recorder::EndSubsegment(double end_time) {
     return;
   }
   if (current->is_segment()) {
-    Log(LogLevel::kWarning, "end subsegment: the current entity is a segment; nothing ended");
+    if (uint64_t held_back = 0; end_on_segment_log_.Admit(held_back)) {
+      Log(LogLevel::kWarning,
+          absl::StrCat("end subsegment: the current entity is a segment; nothing ended",
+                       RepeatNote(held_back, "")));
+    }
     return;
   }
   // The context still holds the segment while the subsegment ends.
@@ -176,11 +193,15 @@ void Recorder::ReportContextMissing(std::string_view operation) {
   switch (context_missing_) {
     case ContextMissing::kIgnoreError:
       return;
-    case ContextMissing::kLogError:
-      Log(LogLevel::kError, std::string("cannot find the current segment/subsegment (")
-                                .append(operation)
-                                .append("): make sure a segment is open in this flow"));
+    case ContextMissing::kLogError: {
+      uint64_t held_back = 0;
+      if (!context_missing_log_.Admit(held_back)) return;
+      Log(LogLevel::kError,
+          absl::StrCat("cannot find the current segment/subsegment (", std::string(operation),
+                       "): make sure a segment is open in this flow",
+                       RepeatNote(held_back, "RecorderStats::context_missing")));
       return;
+    }
     case ContextMissing::kRuntimeError:
       throw ContextMissingError(std::string("cannot find the current segment/subsegment (")
                                     .append(operation)

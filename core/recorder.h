@@ -2,6 +2,7 @@
 #define XRAYSINK_CORE_RECORDER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "core/config.h"
 #include "core/context_slot.h"
 #include "core/entity.h"
+#include "core/internal/log_limiter.h"
 #include "core/sampler.h"
 #include "core/segment_sink.h"
 #include "core/trace_header.h"
@@ -122,8 +124,10 @@ class Recorder {
   // Asks the sampler (never called when disabled); an empty service_type is the origin's.
   SamplingDecision Sample(const SamplingRequest& request);
 
-  // Reports that an entity was needed and the flow has none (per the strategy).
+  // Reports that an entity was needed and the flow has none (per the strategy). Logged (under
+  // kLogError) at most once per kRepeatedLogInterval, with how many were not; all are counted.
   void ReportContextMissing(std::string_view operation);
+  static constexpr std::chrono::seconds kRepeatedLogInterval{10};
 
   RecorderStats stats() const;
 
@@ -141,6 +145,10 @@ class Recorder {
   std::atomic<uint64_t> segments_sampled_{0};
   std::atomic<uint64_t> segments_unsampled_{0};
   std::atomic<uint64_t> context_missing_count_{0};
+  // A flow that is never traced (a background loop calling a traced client) reports a missing
+  // context on every call: logged once per interval, counted every time.
+  internal::LogLimiter context_missing_log_{kRepeatedLogInterval};
+  internal::LogLimiter end_on_segment_log_{kRepeatedLogInterval};
 };
 
 // The process-wide recorder that middleware, tasks and logs use when given none. Until one is

@@ -362,7 +362,10 @@ void HandlerAskingForTheSegment(LogLevel, std::string_view) {
   ++handler_calls;
   recorder_for_handler->CurrentSegment();  // missing too: the library logs again
 }
-void ThrowingHandler(LogLevel, std::string_view) { throw std::runtime_error("handler bug"); }
+void ThrowingHandler(LogLevel, std::string_view) {
+  ++handler_calls;
+  throw std::runtime_error("handler bug");
+}
 
 // A log handler that calls back into the library would recurse until the stack overflowed: what
 // it causes goes to stderr. One that throws does not throw into the library's caller.
@@ -373,10 +376,41 @@ TEST_F(RecorderTest, LogHandlersThatCallBackOrThrowAreContained) {
   SetLogHandler(&HandlerAskingForTheSegment);
   f.recorder->EndSegment();  // no segment: context missing, logged
   EXPECT_EQ(handler_calls, 1);
+  EXPECT_EQ(f.recorder->stats().context_missing, 2u);
+  Fixture g;  // its first report is logged (f's next ones are held back: see below)
   SetLogHandler(&ThrowingHandler);
-  EXPECT_NO_THROW(f.recorder->EndSegment());
+  EXPECT_NO_THROW(g.recorder->EndSegment());
   SetLogHandler(nullptr);
-  EXPECT_EQ(f.recorder->stats().context_missing, 3u);
+  EXPECT_EQ(handler_calls, 2);
+  EXPECT_EQ(g.recorder->stats().context_missing, 1u);
+}
+
+std::vector<std::string> logged_lines;  // by CollectLines
+void CollectLines(LogLevel, std::string_view message) { logged_lines.emplace_back(message); }
+
+// A loop that is never traced (a background job calling a traced client) reports a missing
+// context on every call: one line, then at most one per interval; every report is counted.
+TEST_F(RecorderTest, RepeatedContextMissingIsLoggedOncePerIntervalAndCountedEveryTime) {
+  Fixture f;
+  logged_lines.clear();
+  SetLogHandler(&CollectLines);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(f.recorder->BeginSubsegment("call"), nullptr);
+  f.recorder->BeginSegment("s");
+  for (int i = 0; i < 100; ++i) f.recorder->EndSubsegment();  // the current entity is a segment
+  f.recorder->EndSegment();
+  SetLogHandler(nullptr);
+  EXPECT_EQ(f.recorder->stats().context_missing, 1000u);
+  ASSERT_EQ(logged_lines.size(), 2u);
+  EXPECT_NE(logged_lines[0].find("cannot find the current segment/subsegment (begin subsegment "
+                                 "'call')"),
+            std::string::npos)
+      << logged_lines[0];
+  EXPECT_NE(logged_lines[0].find("repeats logged at most once every 10 s; "
+                                 "RecorderStats::context_missing counts them all"),
+            std::string::npos)
+      << logged_lines[0];
+  EXPECT_NE(logged_lines[1].find("the current entity is a segment"), std::string::npos)
+      << logged_lines[1];
 }
 
 // Once ended, an entity is the sink's (its thread may be serializing it): the data blocks and
