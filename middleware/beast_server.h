@@ -288,6 +288,13 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
       tracer, std::move(request), peer, std::forward<Handler>(handler), std::move(scheme));
 }
 
+// How long ServeTraced keeps a connection without a complete request by default. Longer than an
+// AWS load balancer's idle timeout (60 s unless changed): a server that closes an idle
+// kept-alive connection first races the balancer's next request on it, which the balancer then
+// answers 502 (ELB's docs ask targets for a longer timeout than theirs). 75 s, as nginx.
+inline constexpr std::chrono::seconds kDefaultIdleTimeout{75};
+static_assert(kDefaultIdleTimeout > std::chrono::seconds(60));
+
 // Serves HTTP/1.1 on `acceptor` with every request traced (see Traced): each connection is
 // its own coroutine on a strand of the acceptor's executor (on the executor itself for an
 // io_context constructed with concurrency hint 1, which promises Asio a single thread; run such
@@ -304,7 +311,7 @@ boost::asio::awaitable<internal::ResponseOf<Handler, Body>> Traced(
 template <typename Handler>
 boost::asio::awaitable<void> ServeTraced(
     boost::asio::ip::tcp::acceptor acceptor, std::shared_ptr<const RequestTracer> tracer,
-    Handler handler, std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(30)) {
+    Handler handler, std::chrono::steady_clock::duration idle_timeout = kDefaultIdleTimeout) {
   namespace asio = boost::asio;
   namespace beast = boost::beast;
   namespace http = beast::http;
