@@ -74,7 +74,7 @@ constexpr char kUsage[] =
                      or idle (SCHED_IDLE; EmitterOptions::sender_priority)
 )";
 constexpr char kHello[] = "Hello, World!";
-constexpr std::chrono::seconds kIdleTimeout(30);
+constexpr auto kIdleTimeout = xraysink::middleware::kDefaultIdleTimeout;  // as ServeTraced
 
 struct Options {
   bool beast = false;
