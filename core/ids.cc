@@ -1,5 +1,6 @@
 #include "core/ids.h"
 
+#include <pthread.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -7,6 +8,7 @@
 #include <emmintrin.h>
 #endif
 
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cstring>
@@ -126,12 +128,31 @@ void WriteHex(uint64_t value, int digits, char* out) {
   }
 }
 
+// Counts the forks this process came out of as the child. A generator seeded before a fork would
+// give the child the ids its parent goes on to make, and every worker of a pre-forking server
+// the same ones: a thread's generator seeds itself again when this has moved.
+std::atomic<uint32_t> forks_as_child{0};
+[[maybe_unused]] const bool fork_handler_installed = [] {
+  pthread_atfork(nullptr, nullptr, [] { forks_as_child.fetch_add(1, std::memory_order_relaxed); });
+  return true;
+}();
+
+struct ThreadGenerator {
+  Xoshiro256 generator;
+  uint32_t seeded_after = forks_as_child.load(std::memory_order_relaxed);
+};
+
 }  // namespace
 
 namespace internal {
 uint64_t RandomU64() {
-  thread_local Xoshiro256 generator;
-  return generator.Next();
+  thread_local ThreadGenerator state;
+  if (const uint32_t forks = forks_as_child.load(std::memory_order_relaxed);
+      forks != state.seeded_after) [[unlikely]] {
+    state.generator = Xoshiro256();
+    state.seeded_after = forks;
+  }
+  return state.generator.Next();
 }
 }  // namespace internal
 

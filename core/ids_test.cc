@@ -1,6 +1,8 @@
 #include "core/ids.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <set>
@@ -113,6 +115,42 @@ TEST(IdsTest, UniqueAcrossThreads) {
   for (const std::string& trace : traces) {
     ASSERT_TRUE(TraceId::Parse(trace)) << trace;
   }
+}
+
+// A pre-forking server's workers each make ids from the thread that forked: the child must not
+// go on with the generator state its parent keeps using (nor two children with the same one).
+TEST(IdsTest, AForkedChildMakesIdsOfItsOwn) {
+  constexpr int kIds = 64;
+  EntityId::Generate();  // this thread's generator is seeded before the fork
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipe_fds[0]);
+    uint64_t ids[kIds];
+    for (uint64_t& id : ids) id = EntityId::Generate().value();
+    const bool written = write(pipe_fds[1], ids, sizeof(ids)) == static_cast<ssize_t>(sizeof(ids));
+    _exit(written ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  std::set<uint64_t> parents;
+  for (int i = 0; i < kIds; ++i) parents.insert(EntityId::Generate().value());
+  uint64_t childs[kIds];
+  size_t received = 0;
+  for (ssize_t n; received < sizeof(childs) &&
+                  (n = read(pipe_fds[0], reinterpret_cast<char*>(childs) + received,
+                            sizeof(childs) - received)) > 0;) {
+    received += static_cast<size_t>(n);
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(received, sizeof(childs));
+  int shared = 0;
+  for (uint64_t id : childs) shared += parents.count(id) > 0 ? 1 : 0;
+  EXPECT_EQ(shared, 0) << "the child repeated its parent's ids";
 }
 
 }  // namespace
