@@ -151,6 +151,12 @@ boost::asio::awaitable<void> PauseAfterAcceptFailure(boost::asio::any_io_executo
   co_await pause.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
 }
 
+bool ExpectsContinue(const boost::beast::http::request_header<>& request) {
+  if (request.version() < 11) return false;
+  const auto expect = request.find(boost::beast::http::field::expect);
+  return expect != request.end() && boost::beast::iequals(expect->value(), "100-continue");
+}
+
 std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_code& error) {
   namespace http = boost::beast::http;
   if (error.category() != http::make_error_code(http::error::bad_method).category()) {

@@ -13,11 +13,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -83,6 +85,14 @@ bool RunsOnOneThread(boost::asio::io_context& io);
 // over the parser's limit, 413 for a body over it, 400 for anything malformed; none when there
 // is nothing to answer (the peer closed, reset or went quiet, or the read was cancelled).
 std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_code& error);
+
+// Whether `request` waits for a 100 Continue before sending its body (`Expect: 100-continue`,
+// HTTP/1.1 only: RFC 9110 has 1.0 requests' expectations ignored).
+bool ExpectsContinue(const boost::beast::http::request_header<>& request);
+inline boost::asio::const_buffer ContinueBuffer() {
+  static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  return boost::asio::const_buffer(kContinue, sizeof(kContinue) - 1);
+}
 
 // Answers a request that could not be read with `status` and `Connection: close` (no segment:
 // no request reached the middleware), then reads and throws away what the client still sends,
@@ -343,15 +353,24 @@ boost::asio::awaitable<void> ServeTraced(
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     while (!error) {
-      http::request<http::string_body> request;
+      http::request_parser<http::string_body> parser;
       stream.expires_after(idle_timeout);
-      co_await http::async_read(stream, buffer, request, io_token());
+      co_await http::async_read_header(stream, buffer, parser, io_token());
+      if (!error && !parser.is_done()) {
+        // A client that asks before it sends its body waits for the go-ahead (curl a second,
+        // others longer).
+        if (internal::ExpectsContinue(parser.get())) {
+          co_await boost::asio::async_write(stream, internal::ContinueBuffer(), io_token());
+        }
+        if (!error) co_await http::async_read(stream, buffer, parser, io_token());
+      }
       if (error) {
         if (const auto refusal = internal::RefusalFor(error)) {
           co_await internal::Refuse(stream, *refusal, io_token, error);
         }
         break;
       }
+      http::request<http::string_body> request = parser.release();
       bool keep_alive = false;
       TracedRequest traced =
           internal::BeginBeast(*tracer, request, peer.view(), "http", &keep_alive);

@@ -829,6 +829,52 @@ TEST_F(BeastMiddlewareTest, UnreadableRequestsAreRefusedWithAStatus) {
   EXPECT_NE(served.find("served"), std::string::npos) << served;
 }
 
+// A client that sends `Expect: 100-continue` holds its body back until the server says to go on
+// (curl for a second, others until their own timeout): it is told at once, and only then sends.
+TEST_F(BeastMiddlewareTest, AClientThatExpectsContinueIsToldToSendItsBody) {
+  const unsigned short port = Serve("continue", [](Request request) -> Response {
+    return Reply(request, http::status::ok, "got " + std::to_string(request.body().size()));
+  });
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};  // within the test's timeout
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const auto send_all = [client](const std::string& bytes) {
+    return send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  };
+  // Reads until `end` has arrived (or the connection ends, or 20 s pass).
+  std::string received;
+  const auto receive_until = [&](const std::string& end) {
+    char buffer[4096];
+    while (received.find(end) == std::string::npos) {
+      const ssize_t n = recv(client, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      received.append(buffer, static_cast<size_t>(n));
+    }
+  };
+  ASSERT_TRUE(send_all(
+      "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  receive_until("\r\n\r\n");
+  EXPECT_EQ(received, "HTTP/1.1 100 Continue\r\n\r\n");
+  received.clear();
+  ASSERT_TRUE(send_all("hello"));
+  receive_until("got 5");
+  close(client);
+  EXPECT_EQ(received.substr(0, 17), "HTTP/1.1 200 OK\r\n") << received;
+  EXPECT_NE(received.find("got 5"), std::string::npos) << received;
+  // HTTP/1.0 has no 100 Continue (RFC 9110 15.2.1): the expectation is ignored.
+  const std::string old = ExchangeRaw(
+      port, "POST /upload HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi");
+  EXPECT_EQ(old.substr(0, 17), "HTTP/1.0 200 OK\r\n") << old;
+  EXPECT_NE(old.find("got 2"), std::string::npos) << old;
+}
+
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
 TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
   {
