@@ -21,6 +21,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -375,6 +376,7 @@ boost::asio::awaitable<void> ServeTraced(
       TracedRequest traced =
           internal::BeginBeast(*tracer, request, peer.view(), "http", &keep_alive);
       const unsigned version = request.version();
+      const bool head = request.method() == http::verb::head;
       std::exception_ptr handler_error;
       std::optional<Response> response;
       if constexpr (internal::kIsCoroutine<Handler, http::string_body>) {
@@ -397,7 +399,15 @@ boost::asio::awaitable<void> ServeTraced(
         internal::CompleteFraming(*response, keep_alive, framing);
       }
       stream.expires_after(idle_timeout);
-      co_await http::async_write(stream, *response, io_token());
+      if (head) {
+        // The GET's header without its content (RFC 9110 9.3.2): a body after a HEAD's header
+        // would be read by the client as the start of the next response.
+        http::serializer<false, typename Response::body_type, typename Response::fields_type>
+            header_only(*response);
+        co_await http::async_write_header(stream, header_only, io_token());
+      } else {
+        co_await http::async_write(stream, *response, io_token());
+      }
       if (!response->keep_alive()) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, error);

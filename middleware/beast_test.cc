@@ -875,6 +875,25 @@ TEST_F(BeastMiddlewareTest, AClientThatExpectsContinueIsToldToSendItsBody) {
   EXPECT_NE(old.find("got 2"), std::string::npos) << old;
 }
 
+// A handler may answer HEAD as it answers GET: the response goes out without its body (which
+// the client would take for the start of the next response on the connection).
+TEST_F(BeastMiddlewareTest, HeadRequestsGetTheHeaderWithoutTheBody) {
+  const unsigned short port = Serve(
+      "head", [](Request request) -> Response { return Reply(request, http::status::ok, "abcd"); });
+  const std::string answers =
+      ExchangeRaw(port,
+                  "HEAD /r HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const size_t second = answers.find("HTTP/1.1 200 OK", 1);
+  ASSERT_NE(second, std::string::npos) << answers;
+  const std::string head = answers.substr(0, second);
+  const std::string get = answers.substr(second);
+  EXPECT_NE(head.find("\r\nContent-Length: 4\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n") << head;  // nothing after the header
+  EXPECT_EQ(get.substr(get.size() - 4), "abcd") << get;
+  EXPECT_EQ(sink_->documents().size(), 2u);
+}
+
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
 TEST_F(BeastMiddlewareTest, ThePeerAddressIsTheClientIp) {
   {
