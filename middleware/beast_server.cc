@@ -151,6 +151,34 @@ boost::asio::awaitable<void> PauseAfterAcceptFailure(boost::asio::any_io_executo
   co_await pause.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
 }
 
+ConnectionSet::Registration::Registration(std::shared_ptr<ConnectionSet> set,
+                                          std::function<void()> close_if_idle)
+    : set_(std::move(set)) {
+  std::unique_lock lock(set_->mu_);
+  id_ = set_->next_id_++;
+  if (set_->stopping()) {
+    lock.unlock();
+    close_if_idle();  // accepted as the server stopped
+    return;
+  }
+  set_->close_if_idle_.emplace(id_, std::move(close_if_idle));
+}
+
+ConnectionSet::Registration::~Registration() {
+  std::lock_guard lock(set_->mu_);
+  set_->close_if_idle_.erase(id_);
+}
+
+void ConnectionSet::Stop() {
+  std::vector<std::function<void()>> to_call;
+  {
+    std::lock_guard lock(mu_);
+    stopping_.store(true, std::memory_order_release);
+    for (auto& [id, close_if_idle] : close_if_idle_) to_call.push_back(close_if_idle);
+  }
+  for (const auto& close_if_idle : to_call) close_if_idle();
+}
+
 bool ExpectsContinue(const boost::beast::http::request_header<>& request) {
   if (request.version() < 11) return false;
   const auto expect = request.find(boost::beast::http::field::expect);

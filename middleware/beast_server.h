@@ -2,6 +2,7 @@
 #define XRAYSINK_MIDDLEWARE_BEAST_SERVER_H_
 
 #include <array>
+#include <atomic>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -29,7 +31,9 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +90,42 @@ bool RunsOnOneThread(boost::asio::io_context& io);
 // over the parser's limit, 413 for a body over it, 400 for anything malformed; none when there
 // is nothing to answer (the peer closed, reset or went quiet, or the read was cancelled).
 std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_code& error);
+
+// The connections of one ServeTraced: once it stops accepting (its accept cancelled, or the
+// acceptor closed), a connection waiting for a request closes at once, and one answering a
+// request closes after its response (`Connection: close`), so that a service shutting down is
+// not held by kept-alive connections until their idle timeout. Thread-safe.
+class ConnectionSet {
+ public:
+  // While it lives, `close_if_idle` is called (from Stop, on any thread) to have the connection
+  // close if it waits for a request.
+  class Registration {
+   public:
+    Registration(std::shared_ptr<ConnectionSet> set, std::function<void()> close_if_idle);
+    ~Registration();
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+   private:
+    std::shared_ptr<ConnectionSet> set_;
+    uint64_t id_;
+  };
+
+  void Stop();
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  uint64_t next_id_ = 0;
+  std::map<uint64_t, std::function<void()>> close_if_idle_;
+};
+
+// What ServeTraced's ConnectionSet knows of one connection, on the connection's executor.
+struct ConnectionState {
+  boost::beast::tcp_stream* stream = nullptr;
+  bool idle = false;  // waiting for a request, nothing of it received
+};
 
 // Whether `request` waits for a 100 Continue before sending its body (`Expect: 100-continue`,
 // HTTP/1.1 only: RFC 9110 has 1.0 requests' expectations ignored).
@@ -314,7 +354,9 @@ static_assert(kDefaultIdleTimeout > std::chrono::seconds(60));
 // returning http::response<...> for handlers that never wait), kept alive as the client asks,
 // closed after `idle_timeout` without a complete request (or a response it does not read). A
 // response without Content-Length or chunked encoding gets its payload prepared. A request that
-// cannot be read is answered 400, 413 or 431 (see RefusalFor) before the close. Runs until the
+// cannot be read is answered 400, 413 or 431 (see RefusalFor) before the close. When it stops,
+// connections waiting for a request close at once and busy ones after their response (see
+// internal::ConnectionSet). Runs until the
 // acceptor is closed or its accept cancelled; other accept failures (out of descriptors or
 // memory) are logged (core/log.h) and retried after a pause of 10 ms doubling to 1 s. Spawn it
 // with co_spawn(executor, ServeTraced(...), asio::detached). A null `tracer` traces with the global
@@ -333,9 +375,11 @@ boost::asio::awaitable<void> ServeTraced(
   if (tracer == nullptr) tracer = std::make_shared<const RequestTracer>(nullptr, SegmentNaming());
   // Connections may outlive this loop.
   auto shared = std::make_shared<Handler>(std::move(handler));
+  auto connections = std::make_shared<internal::ConnectionSet>();
   auto serve = [](tcp::socket socket, std::shared_ptr<const RequestTracer> tracer,
                   std::shared_ptr<Handler> handler,
-                  std::chrono::steady_clock::duration idle_timeout) -> asio::awaitable<void> {
+                  std::chrono::steady_clock::duration idle_timeout,
+                  std::shared_ptr<internal::ConnectionSet> connections) -> asio::awaitable<void> {
     boost::system::error_code error;
     const internal::PeerAddress peer(socket.remote_endpoint(error));
     // Reading and writing happen outside any request: their completions go straight to the
@@ -353,10 +397,22 @@ boost::asio::awaitable<void> ServeTraced(
     };
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
-    while (!error) {
+    // Posted to this connection's executor when the server stops: runs between its steps.
+    const auto state = std::make_shared<internal::ConnectionState>();
+    state->stream = &stream;
+    const internal::ConnectionSet::Registration registration(
+        connections, [untraced, weak = std::weak_ptr<internal::ConnectionState>(state)] {
+          asio::post(untraced, [weak] {
+            const auto state = weak.lock();
+            if (state != nullptr && state->idle) state->stream->socket().cancel();
+          });
+        });
+    while (!error && !connections->stopping()) {
       http::request_parser<http::string_body> parser;
       stream.expires_after(idle_timeout);
+      state->idle = buffer.size() == 0;
       co_await http::async_read_header(stream, buffer, parser, io_token());
+      state->idle = false;
       if (!error && !parser.is_done()) {
         // A client that asks before it sends its body waits for the go-ahead (curl a second,
         // others longer).
@@ -393,6 +449,7 @@ boost::asio::awaitable<void> ServeTraced(
       } else {
         internal::CallPlainHandler(traced, *handler, std::move(request), response, handler_error);
       }
+      if (connections->stopping()) keep_alive = false;  // the last response of a stopping server
       const internal::ResponseFraming framing =
           internal::FinishResponse(traced, response, handler_error, version, keep_alive);
       if (!keep_alive || !framing.content_length) {
@@ -436,8 +493,11 @@ boost::asio::awaitable<void> ServeTraced(
     } else {
       socket = co_await accept(asio::make_strand(acceptor.get_executor()));
     }
-    if (error == asio::error::connection_aborted) continue;  // the peer gave up first
-    if (error == asio::error::operation_aborted || !acceptor.is_open()) co_return;  // closed
+    if (error == asio::error::connection_aborted) continue;                // the peer gave up first
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) {  // closed
+      connections->Stop();
+      co_return;
+    }
     if (error) {
       // Out of descriptors or memory, or another failure: the connections waiting in the
       // kernel's queue stay there. Try again after a pause instead of stopping for good.
@@ -452,9 +512,11 @@ boost::asio::awaitable<void> ServeTraced(
     const auto spawn = [&](const auto& executor) {
       if constexpr (internal::kIsCoroutine<Handler, http::string_body>) {
         asio::co_spawn(context::MakeTracedExecutor(executor),
-                       serve(std::move(socket), tracer, shared, idle_timeout), asio::detached);
+                       serve(std::move(socket), tracer, shared, idle_timeout, connections),
+                       asio::detached);
       } else {
-        asio::co_spawn(executor, serve(std::move(socket), tracer, shared, idle_timeout),
+        asio::co_spawn(executor,
+                       serve(std::move(socket), tracer, shared, idle_timeout, connections),
                        asio::detached);
       }
     };

@@ -9,11 +9,14 @@
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -892,6 +895,71 @@ TEST_F(BeastMiddlewareTest, HeadRequestsGetTheHeaderWithoutTheBody) {
   EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n") << head;  // nothing after the header
   EXPECT_EQ(get.substr(get.size() - 4), "abcd") << get;
   EXPECT_EQ(sink_->documents().size(), 2u);
+}
+
+// Once ServeTraced stops accepting (here: its accept cancelled), a kept-alive connection that
+// waits for a request closes at once, and one whose request is being answered gets its response
+// with `Connection: close`, then closes: a stopping service is not held for the idle timeout.
+TEST_F(BeastMiddlewareTest, StoppingClosesIdleConnectionsAndEndsBusyOnesAfterTheirResponse) {
+  asio::experimental::concurrent_channel<void(boost::system::error_code)> gate(io_, 0);
+  std::promise<void> entered;
+  const auto handler = [&](Request request) -> awaitable<Response> {
+    const std::string target(request.target());
+    if (target == "/slow") {
+      entered.set_value();
+      co_await gate.async_receive(asio::as_tuple(use_awaitable));
+    }
+    co_return Reply(request, http::status::ok, "served " + target);
+  };
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const unsigned short port = acceptor.local_endpoint().port();
+  auto strand = asio::make_strand(io_);
+  asio::cancellation_signal stop;
+  std::promise<void> returned;
+  asio::co_spawn(
+      strand,
+      ServeTraced(std::move(acceptor),
+                  std::make_shared<RequestTracer>(recorder_, SegmentNaming::Fixed("stop")),
+                  handler),
+      asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { returned.set_value(); }));
+
+  // A: one request answered, then the connection waits for the next.
+  const int idle = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(idle, 0);
+  const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};  // within the test's timeout
+  setsockopt(idle, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(send(idle, first.data(), first.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(first.size()));
+  std::string answered;
+  char buffer[4096];
+  while (answered.find("served /a") == std::string::npos) {
+    const ssize_t n = recv(idle, buffer, sizeof(buffer), 0);
+    ASSERT_GT(n, 0) << answered;
+    answered.append(buffer, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(answered.find("Connection: close"), std::string::npos) << answered;
+
+  // B: a request in its handler as the server stops.
+  std::string busy_answer;
+  std::thread busy(
+      [&] { busy_answer = ExchangeRaw(port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); });
+  ASSERT_EQ(entered.get_future().wait_for(kDeadline), std::future_status::ready);
+  asio::post(strand, [&] { stop.emit(asio::cancellation_type::terminal); });
+  ASSERT_EQ(returned.get_future().wait_for(kDeadline), std::future_status::ready);
+
+  EXPECT_EQ(recv(idle, buffer, sizeof(buffer), 0), 0) << "the idle connection was not closed";
+  close(idle);
+  gate.close();
+  busy.join();
+  EXPECT_NE(busy_answer.find("served /slow"), std::string::npos) << busy_answer;
+  EXPECT_NE(busy_answer.find("\r\nConnection: close\r\n"), std::string::npos) << busy_answer;
+  EXPECT_EQ(ExchangeRaw(port, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n"), "");  // not accepting
 }
 
 // The peer is the client_ip, IPv4 (formatted by hand) or IPv6.
