@@ -769,22 +769,33 @@ TEST_F(BeastMiddlewareTest, AcceptingGoesOnAfterRunningOutOfDescriptors) {
   EXPECT_NE(answer.find("served"), std::string::npos) << answer;
 }
 
-// Sends `bytes` on a new connection to 127.0.0.1:`port` and returns all that comes back until
-// the server closes (or 20 s, within the test's timeout); `half_close`: shut the sending side
-// after the bytes (a client that gives up mid-request).
-std::string ExchangeRaw(unsigned short port, const std::string& bytes, bool half_close = false) {
+// A blocking TCP connection to 127.0.0.1:`port` whose reads give up after 20 s (within the
+// test's timeout); -1 when it cannot connect.
+int ConnectRaw(unsigned short port) {
   const int client = socket(AF_INET, SOCK_STREAM, 0);
-  if (client < 0) return "<no socket>";
+  if (client < 0) return -1;
   const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};
   setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(client);
+    return -1;
+  }
+  return client;
+}
+
+// Sends `bytes` on a new connection to 127.0.0.1:`port` and returns all that comes back until
+// the server closes (or 20 s pass); `half_close`: shut the sending side after the bytes (a
+// client that gives up mid-request).
+std::string ExchangeRaw(unsigned short port, const std::string& bytes, bool half_close = false) {
+  const int client = ConnectRaw(port);
+  if (client < 0) return "";
   std::string answer;
-  if (connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(bytes.size())) {
+  if (send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(bytes.size())) {
     if (half_close) shutdown(client, SHUT_WR);
     char buffer[4096];
     for (ssize_t n; (n = recv(client, buffer, sizeof(buffer), 0)) > 0;) answer.append(buffer, n);
@@ -838,15 +849,8 @@ TEST_F(BeastMiddlewareTest, AClientThatExpectsContinueIsToldToSendItsBody) {
   const unsigned short port = Serve("continue", [](Request request) -> Response {
     return Reply(request, http::status::ok, "got " + std::to_string(request.body().size()));
   });
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  const int client = ConnectRaw(port);
   ASSERT_GE(client, 0);
-  const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};  // within the test's timeout
-  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   const auto send_all = [client](const std::string& bytes) {
     return send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(bytes.size());
@@ -924,15 +928,8 @@ TEST_F(BeastMiddlewareTest, StoppingClosesIdleConnectionsAndEndsBusyOnesAfterThe
       asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { returned.set_value(); }));
 
   // A: one request answered, then the connection waits for the next.
-  const int idle = socket(AF_INET, SOCK_STREAM, 0);
+  const int idle = ConnectRaw(port);
   ASSERT_GE(idle, 0);
-  const timeval receive_timeout{.tv_sec = 20, .tv_usec = 0};  // within the test's timeout
-  setsockopt(idle, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof(receive_timeout));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   const std::string first = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(send(idle, first.data(), first.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(first.size()));
