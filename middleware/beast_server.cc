@@ -154,13 +154,9 @@ boost::asio::awaitable<void> PauseAfterAcceptFailure(boost::asio::any_io_executo
 ConnectionSet::Registration::Registration(std::shared_ptr<ConnectionSet> set,
                                           std::function<void()> close_if_idle)
     : set_(std::move(set)) {
-  std::unique_lock lock(set_->mu_);
+  // Registered after Stop(), it is never called: the connection sees stopping() before it reads.
+  std::lock_guard lock(set_->mu_);
   id_ = set_->next_id_++;
-  if (set_->stopping()) {
-    lock.unlock();
-    close_if_idle();  // accepted as the server stopped
-    return;
-  }
   set_->close_if_idle_.emplace(id_, std::move(close_if_idle));
 }
 

@@ -98,7 +98,8 @@ std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_
 class ConnectionSet {
  public:
   // While it lives, `close_if_idle` is called (from Stop, on any thread) to have the connection
-  // close if it waits for a request.
+  // close if it waits for a request. A connection checks stopping() before each read, so one
+  // registered as (or after) Stop() runs needs no call.
   class Registration {
    public:
     Registration(std::shared_ptr<ConnectionSet> set, std::function<void()> close_if_idle);
