@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <new>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -520,6 +521,41 @@ void CentralizedSampler::Stop() {
   }
   lock.unlock();
   poller_.join();
+}
+
+void CentralizedSampler::ResetInChild() {
+  new (&poll_mu_) std::mutex;
+  new (&lifecycle_mu_) std::mutex;
+  new (&wait_mu_) std::mutex;
+  new (&wake_) std::condition_variable;
+  rules_.ResetInChild();
+  // The sampling API tells clients apart by id: the child reports only its own requests, and
+  // gets a quota of its own (borrowing until then, as a new process would) instead of using
+  // the parent's alongside the parent.
+  client_id_ = NewClientId();
+  if (current_rules_ != nullptr) {
+    for (const CachedRule& cached : current_rules_->rules) {
+      RuleState& state = *cached.state;
+      state.requests = state.sampled = state.borrowed = 0;
+      state.quota = state.quota_ttl = -1;
+    }
+  }
+  next_targets_poll_ = absl::InfinitePast();
+  start_in_child_ = false;
+  if (!poller_.joinable()) return;
+  // The handle names a thread the child does not have: joining it would never return.
+  internal::LeakInChild(new std::thread(std::move(poller_)));
+  start_in_child_ = !stopping_;
+}
+
+void CentralizedSampler::StartInChild() {
+  if (!start_in_child_) return;
+  poller_ended_ = false;
+  try {
+    poller_ = std::thread(&CentralizedSampler::Run, this);
+  } catch (const std::system_error&) {
+    // No poller: the rules held go on deciding until they expire, then the fallback does.
+  }
 }
 
 void CentralizedSampler::Run() {

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/internal/after_fork.h"
 #include "core/internal/read_mostly.h"
 #include "core/sampler.h"
 
@@ -175,12 +176,16 @@ class CentralizedSampler : public Sampler {
   absl::Status RefreshRulesLocked(absl::Time now);
   absl::Status RefreshTargetsLocked(absl::Time now);
   void Run();
+  // In a forked child (see internal::AfterForkHook): a client of its own to the sampling API, and
+  // a poller thread again if the parent's was running.
+  void ResetInChild();
+  void StartInChild();
 
   const std::shared_ptr<SamplingApi> api_;
   const std::shared_ptr<Sampler> fallback_;
   const std::string origin_;
   const std::function<absl::Time()> clock_;
-  const std::string client_id_;
+  std::string client_id_;  // replaced only in a forked child
 
   // What decisions read: the rules, swapped whole on refresh (null until the first one).
   internal::ReadMostly<std::shared_ptr<const internal::RuleSet>> rules_;
@@ -207,6 +212,9 @@ class CentralizedSampler : public Sampler {
   std::condition_variable wake_;  // the poller's waits, and Stop's wait for its end
   bool stopping_ = false;
   bool poller_ended_ = false;
+  bool start_in_child_ = false;
+  internal::AfterForkHook after_fork_{[this] { ResetInChild(); },
+                                      [this] { StartInChild(); }};  // last: goes first
 };
 
 }  // namespace xraysink::core

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/testing/child_process.h"
 #include "core/testing/threads.h"
 
 namespace xraysink::core {
@@ -553,6 +554,65 @@ TEST_F(CentralizedSamplerTest, BackgroundPollerFetchesAtOnceAndStopsPromptly) {
   EXPECT_EQ(api_->rules_calls(), 1);
   // Restartable; the destructor stops it too.
   ASSERT_TRUE(sampler->Start().ok());
+}
+
+// Waits, up to 20 s, until `done()`.
+template <typename Done>
+bool Eventually(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// A pre-forking server that set tracing up before it forked: each worker polls on a thread of
+// its own, as a client of its own to the sampling API (its own id, only its own requests
+// reported), and stops without waiting for the parent's poller, which it does not have.
+TEST_F(CentralizedSamplerTest, AForkedChildPollsAsAClientOfItsOwn) {
+  if (!::xraysink::core::testing::kForkedChildrenCanStartThreads)
+    GTEST_SKIP() << "TSan cannot follow a forked child's threads";
+  api_->SetRules(std::vector<SamplingRule>{Rule("Default", 10000, 0.0, 1)});
+  CentralizedSamplerOptions options;
+  options.api = api_;
+  options.fallback = fallback_;
+  const std::unique_ptr<CentralizedSampler> sampler =
+      *CentralizedSampler::Create(std::move(options));
+  ASSERT_TRUE(sampler->Start().ok());
+  // Out of the API (whose lock the child would otherwise inherit held) and waiting.
+  ASSERT_TRUE(Eventually([&] { return sampler->stats().rule_polls_ok == 1; }));
+  for (int i = 0; i < 5; ++i) sampler->ShouldTrace({});  // the parent's, not reported yet
+  const std::string parent_id = sampler->client_id();
+  const int code = ::xraysink::core::testing::RunInChild(
+      [&] {
+        if (!Eventually([] {
+              return ::xraysink::core::testing::CountThreadsNamed("xraysink-rules") == 1;
+            })) {
+          return 1;
+        }
+        if (sampler->client_id() == parent_id) return 2;
+        sampler->ShouldTrace({});
+        if (!sampler->RefreshTargets().ok()) return 3;
+        int64_t requests = 0;
+        for (const std::vector<SamplingStatistics>& report : api_->reports()) {
+          for (const SamplingStatistics& statistics : report) {
+            if (statistics.client_id != sampler->client_id()) return 4;
+            requests += statistics.request_count;
+          }
+        }
+        if (requests != 1) return 5;
+        sampler->Stop();
+        return 0;
+      },
+      std::chrono::seconds(60));
+  EXPECT_EQ(code, 0) << "1: no poller, 2: the parent's id, 3: report failed, 4: another id in "
+                        "a report, 5: not only the child's requests, -1: hung";
+  // The parent's sampler is as it was: its 5 requests are its own to report.
+  ASSERT_TRUE(sampler->RefreshTargets().ok());
+  ASSERT_THAT(api_->reports(), SizeIs(1));
+  EXPECT_EQ(api_->reports()[0][0].client_id, parent_id);
+  EXPECT_EQ(api_->reports()[0][0].request_count, 5);
 }
 
 // ---- JSON ----

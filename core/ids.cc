@@ -1,6 +1,5 @@
 #include "core/ids.h"
 
-#include <pthread.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -14,6 +13,8 @@
 #include <cstring>
 #include <random>
 #include <thread>
+
+#include "core/internal/after_fork.h"
 
 namespace xraysink::core {
 namespace {
@@ -128,18 +129,12 @@ void WriteHex(uint64_t value, int digits, char* out) {
   }
 }
 
-// Counts the forks this process came out of as the child. A generator seeded before a fork would
-// give the child the ids its parent goes on to make, and every worker of a pre-forking server
-// the same ones: a thread's generator seeds itself again when this has moved.
-std::atomic<uint32_t> forks_as_child{0};
-[[maybe_unused]] const bool fork_handler_installed = [] {
-  pthread_atfork(nullptr, nullptr, [] { forks_as_child.fetch_add(1, std::memory_order_relaxed); });
-  return true;
-}();
-
+// A generator seeded before a fork would give the child the ids its parent goes on to make, and
+// every worker of a pre-forking server the same ones: a thread's generator seeds itself again
+// when the fork count has moved.
 struct ThreadGenerator {
   Xoshiro256 generator;
-  uint32_t seeded_after = forks_as_child.load(std::memory_order_relaxed);
+  uint32_t seeded_after = internal::ForksAsChild();
 };
 
 }  // namespace
@@ -147,8 +142,7 @@ struct ThreadGenerator {
 namespace internal {
 uint64_t RandomU64() {
   thread_local ThreadGenerator state;
-  if (const uint32_t forks = forks_as_child.load(std::memory_order_relaxed);
-      forks != state.seeded_after) [[unlikely]] {
+  if (const uint32_t forks = ForksAsChild(); forks != state.seeded_after) [[unlikely]] {
     state.generator = Xoshiro256();
     state.seeded_after = forks;
   }

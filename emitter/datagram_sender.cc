@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <tuple>
@@ -138,6 +139,17 @@ class DatagramSender::State {
 
   // Refuses further items (counted); what is already queued still goes until Stop().
   void Close() { closed_.store(true, std::memory_order_relaxed); }
+  bool closed() const { return closed_.load(std::memory_order_relaxed); }
+
+  // In a forked child: a state for a new sender thread, with this one's socket (which this one
+  // gives up), a cancellation descriptor of its own (this one's is shared with the parent, whose
+  // lookups a Stop() here would end) and nothing queued. Called while the child has one thread.
+  std::shared_ptr<State> ForkedCopy(Options options) {
+    options.start_paused = paused_;
+    const int cancel_fd =
+        named_ ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;  // -1: uncancellable
+    return std::make_shared<State>(std::exchange(fd_, -1), options, named_, cancel_fd);
+  }
 
   // The thread stops after its current batch; what is still queued is dropped with the state.
   void Stop() {
@@ -674,8 +686,7 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Adopt(int fd, Op
 
 absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Start(std::shared_ptr<State> state,
                                                                       const Options& options) {
-  std::unique_ptr<DatagramSender> sender(
-      new DatagramSender(std::move(state), options.shutdown_flush_timeout));
+  std::unique_ptr<DatagramSender> sender(new DatagramSender(std::move(state), options));
   try {
     sender->thread_ = std::thread([state = sender->state_] { state->Run(); });
   } catch (const std::system_error& error) {
@@ -685,8 +696,31 @@ absl::StatusOr<std::unique_ptr<DatagramSender>> DatagramSender::Start(std::share
   return sender;
 }
 
-DatagramSender::DatagramSender(std::shared_ptr<State> state, absl::Duration shutdown_flush_timeout)
-    : state_(std::move(state)), shutdown_flush_timeout_(shutdown_flush_timeout) {}
+DatagramSender::DatagramSender(std::shared_ptr<State> state, const Options& options)
+    : state_(std::move(state)), options_(options) {}
+
+void DatagramSender::ResetInChild() {
+  new (&close_mu_) std::mutex;  // a thread of the parent may have been closing
+  start_in_child_ = false;
+  if (!thread_.joinable()) return;  // closed before the fork, or not started yet
+  // The handle names a thread the child does not have: joining it would never return, and
+  // destroying it while joinable aborts. Let go of it and of its state, which the thread may
+  // have left mid-operation, and whose queue holds the parent's documents.
+  core::internal::LeakInChild(new std::thread(std::move(thread_)));
+  if (state_->closed()) return;  // the parent was closing: so is the child
+  std::shared_ptr<State> forked = state_->ForkedCopy(options_);
+  core::internal::LeakInChild(new std::shared_ptr<State>(std::exchange(state_, std::move(forked))));
+  start_in_child_ = true;
+}
+
+void DatagramSender::StartInChild() {
+  if (!start_in_child_) return;
+  try {
+    thread_ = std::thread([state = state_] { state->Run(); });
+  } catch (const std::system_error&) {
+    state_->Close();  // no thread to send: documents are refused and counted, never left waiting
+  }
+}
 
 DatagramSender::~DatagramSender() { Close(); }
 
@@ -700,7 +734,7 @@ void DatagramSender::Close() {
     thread_.detach();
     return;
   }
-  state_->Flush(absl::Now() + shutdown_flush_timeout_);
+  state_->Flush(absl::Now() + options_.shutdown_flush_timeout);
   state_->Stop();
   thread_.join();
   state_->DropLeftovers();

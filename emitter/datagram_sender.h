@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/daemon_address.h"
+#include "core/internal/after_fork.h"
 #include "core/segment_sink.h"
 #include "core/serialization.h"
 #include "emitter/internal/name_resolver.h"
@@ -78,6 +79,9 @@ struct DatagramSenderOptions {
 // Sent items are let go of (freed) by the threads that enqueue, a couple per call, or by the
 // sender thread once idle: memory goes back where it was allocated, without malloc's
 // cross-thread lock contention.
+// In a child forked after it was made, it starts a sender thread of its own (threads do not
+// survive a fork) on the same socket, with an empty queue: what the parent had queued is the
+// parent's to send, and the child's stats count from zero.
 class DatagramSender {
  public:
   using Options = DatagramSenderOptions;
@@ -151,15 +155,22 @@ class DatagramSender {
   // owns it) can let the thread finish instead of joining itself.
   class State;
 
-  DatagramSender(std::shared_ptr<State> state, absl::Duration shutdown_flush_timeout);
+  DatagramSender(std::shared_ptr<State> state, const Options& options);
   // Starts the sender thread on `state`.
   static absl::StatusOr<std::unique_ptr<DatagramSender>> Start(std::shared_ptr<State> state,
                                                                const Options& options);
+  // In a forked child (see core::internal::AfterForkHook): a new state, then a thread for it,
+  // unless the parent had closed this sender.
+  void ResetInChild();
+  void StartInChild();
 
-  const std::shared_ptr<State> state_;
-  const absl::Duration shutdown_flush_timeout_;
+  std::shared_ptr<State> state_;  // replaced only in a forked child, while it has one thread
+  const Options options_;
   std::mutex close_mu_;  // serializes Close() calls
   std::thread thread_;
+  bool start_in_child_ = false;
+  core::internal::AfterForkHook after_fork_{[this] { ResetInChild(); },
+                                            [this] { StartInChild(); }};  // last: goes first
 };
 
 }  // namespace xraysink::emitter

@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "core/entity.h"
 #include "core/serialization.h"
+#include "core/testing/child_process.h"
 #include "core/testing/threads.h"
 #include "emitter/testing/udp_receiver.h"
 
@@ -110,6 +111,33 @@ TEST(DatagramSenderTest, EveryProducerThreadsDatagramsArriveInItsOrder) {
   EXPECT_EQ(next, std::vector<int>(kProducers, kPerProducer));
   ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));  // the counters are updated last
   EXPECT_EQ(sender->stats().sent, uint64_t{kProducers * kPerProducer});
+}
+
+// A pre-forking server that set tracing up before it forked: a worker's documents must still go,
+// and its exit must not wait forever for the parent's sender thread, which it does not have.
+TEST(DatagramSenderTest, AForkedChildSendsOnAThreadOfItsOwnAndClosesWithoutWaiting) {
+  if (!core::testing::kForkedChildrenCanStartThreads)
+    GTEST_SKIP() << "TSan cannot follow a forked child's threads";
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint());
+  ASSERT_NE(sender, nullptr);
+  ASSERT_TRUE(sender->Enqueue("parent, before"));
+  ASSERT_EQ(receiver.Receive(1), std::vector<std::string>{"parent, before"});  // its thread runs
+  const int code = core::testing::RunInChild(
+      [&] {
+        if (!sender->Enqueue("child")) return 1;
+        if (!sender->Flush(absl::Now() + absl::Seconds(10))) return 2;
+        if (sender->stats().sent != 1) return 3;  // the child's own count
+        sender.reset();                           // joins the child's thread, not the parent's
+        return 0;
+      },
+      std::chrono::seconds(60));
+  EXPECT_EQ(code, 0) << "1: refused, 2: not sent, 3: miscounted, -1: hung";
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"child"});
+  ASSERT_TRUE(sender->Enqueue("parent, after"));  // the parent's sender goes on as it was
+  EXPECT_EQ(receiver.Receive(1), std::vector<std::string>{"parent, after"});
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));  // counted once handled
+  EXPECT_EQ(sender->stats().sent, 2u);
 }
 
 TEST(DatagramSenderTest, FullQueueDropsAreCountedAndNeverBlock) {

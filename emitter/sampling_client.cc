@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +29,14 @@ SamplingClient::SamplingClient(const core::Endpoint& daemon_tcp, absl::Duration 
       endpoint_(daemon_tcp.ToString()),
       timeout_(std::clamp(timeout, kMinTimeout, kMaxTimeout)),
       cancel_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+void SamplingClient::ResetInChild() {
+  new (&call_mu_) std::mutex;
+  new (&state_mu_) std::mutex;
+  in_call_ = false;
+  if (cancel_fd_ >= 0) close(cancel_fd_);  // the child's copy only
+  cancel_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
 SamplingClient::~SamplingClient() {
   if (cancel_fd_ >= 0) close(cancel_fd_);

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "core/centralized_sampler.h"
 #include "core/daemon_address.h"
+#include "core/internal/after_fork.h"
 #include "emitter/internal/http_post.h"
 
 namespace xraysink::emitter {
@@ -49,6 +50,9 @@ class SamplingClient : public core::SamplingApi {
   absl::StatusOr<std::string> Post(const char* path, const std::string& body,
                                    std::chrono::steady_clock::time_point deadline);
   void DrainCancellation();  // state_mu_ held
+  // In a forked child: a call the parent had in flight is not the child's, and a cancel here
+  // must not end the parent's calls through the eventfd they would share.
+  void ResetInChild();
 
   const core::Endpoint daemon_;
   const std::string endpoint_;  // host:port, for messages
@@ -59,8 +63,9 @@ class SamplingClient : public core::SamplingApi {
   std::mutex state_mu_;
   bool in_call_ = false;
   // Readable while the call in flight is cancelled (an eventfd; -1 if none could be made: calls
-  // then end at their deadline only).
-  const int cancel_fd_;
+  // then end at their deadline only). Replaced only in a forked child.
+  int cancel_fd_;
+  core::internal::AfterForkHook after_fork_{[this] { ResetInChild(); }};  // last: goes first
 };
 
 }  // namespace xraysink::emitter

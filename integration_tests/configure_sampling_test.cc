@@ -24,6 +24,7 @@
 #include "core/centralized_sampler.h"
 #include "core/recorder.h"
 #include "core/sampler.h"
+#include "core/testing/child_process.h"
 #include "integration_tests/fake_daemon.h"
 #include "rapidjson/document.h"
 #include "tools/local_daemon/datagram.h"
@@ -235,6 +236,38 @@ TEST_F(ConfigureSamplingTest, DestroyingTracingStopsThePollerAndTheEmitterThread
   // The emitter's sending thread stops too, although the recorder (and so the emitter) lives on.
   EXPECT_EQ(before - ThreadCount(), 1u);
   EXPECT_EQ(stopped_with_poller, before - ThreadCount() + 1);
+}
+
+// A pre-forking server that set tracing up before it forked (the README says not to, but a
+// mature library must survive it): a worker's segments still reach the daemon, sent and sampled
+// by threads of its own, and its ordinary exit, which destroys Tracing, returns.
+TEST_F(ConfigureSamplingTest, AWorkerForkedAfterConfigureTracesAndExits) {
+  if (!core::testing::kForkedChildrenCanStartThreads)
+    GTEST_SKIP() << "TSan cannot follow a forked child's threads";
+  daemon_->SetSamplingRules({Rule("keep-all", 1, "*", 1)});
+  std::unique_ptr<Tracing> tracing = Start(Options());
+  ASSERT_NE(tracing, nullptr);
+  ASSERT_TRUE(
+      WaitUntil([&] { return tracing->centralized_sampler()->stats().rule_polls_ok >= 1; }));
+  SendSegment(tracing->recorder(), "parent");
+  ASSERT_EQ(RuleName(OnlyDocument(*tracing)), "keep-all");
+  const int code = core::testing::RunInChild(
+      [&] {
+        SendSegment(tracing->recorder(), "worker");
+        if (!tracing->Flush(kTimeout)) return 1;
+        tracing.reset();
+        return 0;
+      },
+      std::chrono::seconds(120));
+  EXPECT_EQ(code, 0) << "1: not sent, -1: hung";
+  ASSERT_TRUE(daemon_->WaitFor(2, kTimeout));
+  const tools::ReceivedDocument worker = daemon_->documents().at(1);
+  EXPECT_EQ(std::string((*worker.entity().json)["name"].GetString()), "worker");
+  EXPECT_EQ(RuleName(worker), "keep-all");
+  // The parent goes on as before.
+  SendSegment(tracing->recorder(), "parent again");
+  EXPECT_TRUE(tracing->Flush(kTimeout));
+  EXPECT_TRUE(daemon_->WaitFor(3, kTimeout));
 }
 
 TEST_F(ConfigureSamplingTest, DisabledRecorderStartsNoPoller) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <utility>
 
@@ -61,6 +62,16 @@ class ReadMostly {
       while (shard.readers[old_epoch].load() != 0) std::this_thread::yield();
     }
     delete previous;
+  }
+
+  // In a forked child, while it has one thread: the parent's readers and writer that were inside
+  // at the fork are gone, and their marks would hold every later Replace forever. The value a
+  // Replace under way was to destroy is leaked.
+  void ResetInChild() {
+    new (&writer_) std::mutex;
+    for (Shard& shard : shards_) {
+      for (std::atomic<int64_t>& readers : shard.readers) readers.store(0);
+    }
   }
 
  private:

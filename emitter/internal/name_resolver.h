@@ -7,10 +7,12 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/daemon_address.h"
+#include "core/internal/after_fork.h"
 
 namespace xraysink::emitter::internal {
 
@@ -59,6 +61,11 @@ class NameResolver {
   const int socktype_;
   std::mutex mu_;
   std::shared_ptr<Lookup> in_flight_;  // the last lookup started, until it is done
+  // In a forked child, a lookup in flight has lost its thread and would never be done.
+  core::internal::AfterForkHook after_fork_{[this] {
+    new (&mu_) std::mutex;
+    core::internal::LeakInChild(new std::shared_ptr<Lookup>(std::move(in_flight_)));
+  }};
 };
 
 }  // namespace xraysink::emitter::internal
