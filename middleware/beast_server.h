@@ -16,10 +16,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -77,11 +79,53 @@ inline TracedRequest BeginBeast(const RequestTracer& tracer,
 struct ResponseFraming {
   bool content_length = false;
   bool transfer_encoding = false;  // chunked or not: response.chunked() tells
+  bool trace_header = false;       // X-Amzn-Trace-Id, in any case
 };
 // Adds X-Amzn-Trace-Id to the response (replacing one the handler set) and ends the segment with
-// its status; returns what it saw of the response's framing in the same pass.
+// its status; returns what it saw of the response's framing in the same pass. With `add` false,
+// a header the handler set is replaced, but none is added (the caller's write adds it: see
+// AsyncWriteFlat).
 ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
-                            std::optional<int64_t> content_length);
+                            std::optional<int64_t> content_length, bool add = true);
+
+// Whether AsyncWriteFlat can write `Response`: a string body with Beast's own fields.
+template <typename Response>
+inline constexpr bool kWritesFlat =
+    std::conjunction_v<std::is_same<typename Response::body_type, boost::beast::http::string_body>,
+                       std::is_same<typename Response::fields_type, boost::beast::http::fields>>;
+
+// Writes `response` (not chunked) as one gather write of its header, copied flat into `scratch`
+// with `trace_header` (when not empty) as X-Amzn-Trace-Id, and its body (unless `head`): the
+// bytes Beast's serializer would write, since the header comes from the same Fields::writer.
+// http::async_write of a message allocates its serializer and walks its buffer sequence (one
+// buffer per field) several times per write: a hello-world response costs ~13 500 instructions
+// more that way (tools/bench/request_instructions.sh), and the trace header, added as a field,
+// ~1 500 more (an allocation, a link into the fields' tree, one more buffer to walk), against a
+// copy of ~60 bytes here. `scratch` must outlive the write; it keeps its capacity from one
+// response to the next.
+template <typename Stream, typename Token>
+auto AsyncWriteFlat(Stream& stream,
+                    const boost::beast::http::response<boost::beast::http::string_body>& response,
+                    std::string_view trace_header, bool head, std::string& scratch, Token&& token) {
+  static constexpr std::string_view kName = "X-Amzn-Trace-Id: ";
+  scratch.clear();
+  {
+    const boost::beast::http::fields::writer header(response.base(), response.version(),
+                                                    response.result_int());
+    const auto pieces = header.get();  // named: the range below only refers to it
+    for (const boost::asio::const_buffer piece : boost::beast::buffers_range_ref(pieces)) {
+      scratch.append(static_cast<const char*>(piece.data()), piece.size());
+    }
+  }
+  if (!trace_header.empty()) {
+    scratch.resize(scratch.size() - 2);  // before the blank line that ends the header
+    scratch.append(kName).append(trace_header).append("\r\n\r\n");
+  }
+  const std::array<boost::asio::const_buffer, 2> buffers{
+      boost::asio::buffer(scratch),
+      head ? boost::asio::const_buffer() : boost::asio::buffer(response.body())};
+  return boost::asio::async_write(stream, buffers, std::forward<Token>(token));
+}
 
 // Whether `io` was made for one thread (concurrency hint 1).
 bool RunsOnOneThread(boost::asio::io_context& io);
@@ -274,9 +318,10 @@ template <typename Response>
 // threw (`error`), with fault + cause, and the response is an empty 500.
 template <typename Response>
 ResponseFraming FinishResponse(TracedRequest& traced, std::optional<Response>& response,
-                               const std::exception_ptr& error, unsigned version, bool keep_alive) {
+                               const std::exception_ptr& error, unsigned version, bool keep_alive,
+                               bool add_header = true) {
   if (error) AnswerHandlerError(traced, response, error, version, keep_alive);
-  return FinishBeast(traced, *response, ContentLength(*response));
+  return FinishBeast(traced, *response, ContentLength(*response), add_header);
 }
 
 // Runs the handler as its own flow: a coroutine spawned on a traced executor over the calling
@@ -398,6 +443,7 @@ boost::asio::awaitable<void> ServeTraced(
     };
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
+    std::string scratch;  // each response's header, flattened (internal::AsyncWriteFlat)
     // Posted to this connection's executor when the server stops: runs between its steps.
     const auto state = std::make_shared<internal::ConnectionState>();
     state->stream = &stream;
@@ -451,12 +497,25 @@ boost::asio::awaitable<void> ServeTraced(
         internal::CallPlainHandler(traced, *handler, std::move(request), response, handler_error);
       }
       if (connections->stopping()) keep_alive = false;  // the last response of a stopping server
-      const internal::ResponseFraming framing =
-          internal::FinishResponse(traced, response, handler_error, version, keep_alive);
+      const internal::ResponseFraming framing = internal::FinishResponse(
+          traced, response, handler_error, version, keep_alive, !internal::kWritesFlat<Response>);
       if (!keep_alive || !framing.content_length) {
         internal::CompleteFraming(*response, keep_alive, framing);
       }
       stream.expires_after(idle_timeout);
+      if constexpr (internal::kWritesFlat<Response>) {
+        if (!framing.transfer_encoding || !response->chunked()) {
+          co_await internal::AsyncWriteFlat(stream, *response,
+                                            framing.trace_header ? "" : traced.response_header(),
+                                            head, scratch, io_token());
+          if (!response->keep_alive()) break;
+          continue;
+        }
+        // Chunked: Beast frames the body, and the header goes into the fields.
+        if (!framing.trace_header && !traced.response_header().empty()) {
+          response->insert(http::field::unknown, "X-Amzn-Trace-Id", traced.response_header());
+        }
+      }
       if (head) {
         // The GET's header without its content (RFC 9110 9.3.2): a body after a HEAD's header
         // would be read by the client as the start of the next response.

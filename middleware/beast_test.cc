@@ -683,7 +683,50 @@ TEST_F(BeastMiddlewareTest, KeepAliveAsTheClientAsksAndFramingAsTheHandlerLeftIt
   EXPECT_TRUE(responses->at(0).chunked());
   EXPECT_EQ(responses->at(0).count(http::field::content_length), 0u);
   EXPECT_EQ(responses->at(0).body(), "abcd");
+  EXPECT_EQ(responses->at(0).count("X-Amzn-Trace-Id"), 1u);  // Beast's serializer writes it
   EXPECT_FALSE(closed);
+}
+
+// A string body's response is written flat (its header copied into one buffer with the trace
+// header added); any other body goes through Beast's serializer, the trace header in its fields.
+// Both arrive whole, with the header once, on one connection.
+TEST_F(BeastMiddlewareTest, ResponsesOfEveryBodyTypeCarryTheTraceHeader) {
+  const unsigned short flat = Serve("string-body", [](Request request) {
+    Response response(http::status::ok, request.version());
+    response.set(http::field::content_type, "text/plain");
+    response.body() = std::string(100000, 'x');  // more than one write's worth
+    response.prepare_payload();
+    return response;
+  });
+  const unsigned short serialized = Serve("vector-body", [](Request request) {
+    http::response<http::vector_body<char>> response(http::status::created, request.version());
+    response.body() = {'o', 'k'};
+    response.prepare_payload();
+    return response;
+  });
+  for (const unsigned short port : {flat, serialized}) {
+    SCOPED_TRACE(port == flat ? "string body" : "vector body");
+    bool closed = true;
+    std::vector<Request> requests;
+    requests.push_back(Get(port, "/a"));
+    requests.push_back(Get(port, "/b"));
+    auto responses = Run(ExchangeAndSeeClose(port, std::move(requests), closed));
+    ASSERT_TRUE(responses);
+    ASSERT_EQ(responses->size(), 2u);
+    for (const Response& response : *responses) {
+      EXPECT_EQ(response.count("X-Amzn-Trace-Id"), 1u);
+      EXPECT_EQ(std::string(response["X-Amzn-Trace-Id"]).substr(0, 5), "Root=");
+      if (port == flat) {
+        EXPECT_EQ(response.result(), http::status::ok);
+        EXPECT_EQ(response[http::field::content_type], "text/plain");
+        EXPECT_EQ(response.body(), std::string(100000, 'x'));
+      } else {
+        EXPECT_EQ(response.result(), http::status::created);
+        EXPECT_EQ(response.body(), "ok");
+      }
+    }
+    EXPECT_FALSE(closed);
+  }
 }
 
 // Traced() holds its handler by value: its awaitable may be spawned, outliving the temporary
