@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rapidjson/document.h"
@@ -171,12 +172,27 @@ double Number(const rapidjson::Value& object, const char* name) {
   return member->value.GetDouble();
 }
 
+// Rounds http_load --versus left out, as it says on stderr: a server answered nothing in its
+// slice (a stall of the loaded machine longer than the slice). 0 when it says nothing.
+int LeftOutRounds(const std::string& err) {
+  for (absl::string_view line : absl::StrSplit(err, '\n')) {
+    constexpr absl::string_view kPrefix = "http_load: ";
+    const size_t end = line.find(" round(s) left out");
+    int rounds = 0;
+    if (absl::StartsWith(line, kPrefix) && end != absl::string_view::npos &&
+        absl::SimpleAtoi(line.substr(kPrefix.size(), end - kPrefix.size()), &rounds)) {
+      return rounds;
+    }
+  }
+  return 0;
+}
+
 // What run_http_bench.sh relies on: http_load --versus loads two servers in turn, slice by
 // slice, closed loop and open, over connections kept open throughout: each slice ends with no
 // request in flight (else the next slice's first request would follow another on the same
 // connection: its answer would be taken for the new request's, and at exit some would be left
-// unanswered), every round gives a pair, and each overhead comes with an interval around its
-// median.
+// unanswered), every round gives a pair or is said to be left out, and each overhead comes with
+// an interval around its median.
 TEST(BenchToolsTest, HttpLoadVersusAlternatesBetweenTwoServers) {
   const ChildProcess::Environment env = testing::WithoutVariables("AWS_XRAY_");
   ChildProcess server_a(
@@ -209,7 +225,10 @@ TEST(BenchToolsTest, HttpLoadVersusAlternatesBetweenTwoServers) {
     ChildProcess load(Argv("http_load", args), env);
     ASSERT_EQ(load.Wait(absl::Now() + kStepTimeout), 0) << load.err();
     const rapidjson::Document result = LastJsonLine(load.out());
-    EXPECT_EQ(Count(result, "rounds"), 6) << load.out();
+    // Pairs, and the rounds left out (stated, not silent): on a loaded machine a 50 ms slice
+    // can pass with a server stalled.
+    EXPECT_GE(Count(result, "rounds"), 1) << load.out();
+    EXPECT_EQ(Count(result, "rounds") + LeftOutRounds(load.err()), 6) << load.out() << load.err();
     EXPECT_GT(Count(result, "requests_a"), 0) << load.out();
     EXPECT_GT(Count(result, "requests_b"), 0) << load.out();
     EXPECT_EQ(Count(result, "errors_a"), 0) << load.out();
