@@ -200,7 +200,7 @@ std::optional<boost::beast::http::status> RefusalFor(const boost::system::error_
 }
 
 ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
-                            std::optional<int64_t> content_length, bool add) {
+                            std::optional<int64_t> content_length, bool flat_write) {
   namespace http = boost::beast::http;
   static constexpr std::string_view kName = "X-Amzn-Trace-Id";
   ResponseFraming framing;
@@ -220,14 +220,16 @@ ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_
         break;
     }
   }
-  framing.trace_header = trace_header;
+  framing.write_flat = flat_write && !framing.transfer_encoding;
   if (!traced.response_header().empty()) {
     // Inserted, not set: set() looks the name up among Beast's known fields first, and only a
     // handler that added the header itself needs it replaced.
-    if (!trace_header) {
-      if (add) response.insert(http::field::unknown, kName, traced.response_header());
-    } else {
+    if (trace_header) {
       response.set(kName, traced.response_header());
+    } else if (framing.write_flat) {
+      framing.trace_header_to_write = true;
+    } else {
+      response.insert(http::field::unknown, kName, traced.response_header());
     }
   }
   traced.Finish(response.result_int(), content_length);

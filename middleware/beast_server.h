@@ -78,15 +78,18 @@ inline TracedRequest BeginBeast(const RequestTracer& tracer,
 // case-insensitive compares: one pass over the few fields of a response is cheaper).
 struct ResponseFraming {
   bool content_length = false;
-  bool transfer_encoding = false;  // chunked or not: response.chunked() tells
-  bool trace_header = false;       // X-Amzn-Trace-Id, in any case
+  bool transfer_encoding = false;      // chunked or not: response.chunked() tells
+  bool write_flat = false;             // for AsyncWriteFlat (see FinishBeast's `flat_write`)
+  bool trace_header_to_write = false;  // X-Amzn-Trace-Id is the flat write's to add
 };
 // Adds X-Amzn-Trace-Id to the response (replacing one the handler set) and ends the segment with
-// its status; returns what it saw of the response's framing in the same pass. With `add` false,
-// a header the handler set is replaced, but none is added (the caller's write adds it: see
-// AsyncWriteFlat).
+// its status; returns what it saw of the response's framing in the same pass. With `flat_write`
+// (a caller that can write the response with AsyncWriteFlat), a response without
+// Transfer-Encoding is left to that write (write_flat), which adds the header itself
+// (trace_header_to_write) unless the handler's was replaced; one with Transfer-Encoding goes to
+// Beast's serializer, which frames its body, with the header in its fields.
 ResponseFraming FinishBeast(TracedRequest& traced, boost::beast::http::response_header<>& response,
-                            std::optional<int64_t> content_length, bool add = true);
+                            std::optional<int64_t> content_length, bool flat_write = false);
 
 // Whether AsyncWriteFlat can write `Response`: a string body with Beast's own fields.
 template <typename Response>
@@ -94,9 +97,9 @@ inline constexpr bool kWritesFlat =
     std::conjunction_v<std::is_same<typename Response::body_type, boost::beast::http::string_body>,
                        std::is_same<typename Response::fields_type, boost::beast::http::fields>>;
 
-// Writes `response` (not chunked) as one gather write of its header, copied flat into `scratch`
-// with `trace_header` (when not empty) as X-Amzn-Trace-Id, and its body (unless `head`): the
-// bytes Beast's serializer would write, since the header comes from the same Fields::writer.
+// Writes `response` (without Transfer-Encoding) as one gather write of its header, copied flat into
+// `scratch` with `trace_header` (when not empty) as X-Amzn-Trace-Id, and its body (unless `head`):
+// the bytes Beast's serializer would write, since the header comes from the same Fields::writer.
 // http::async_write of a message allocates its serializer and walks its buffer sequence (one
 // buffer per field) several times per write: a hello-world response costs ~13 500 instructions
 // more that way (tools/bench/request_instructions.sh), and the trace header, added as a field,
@@ -319,9 +322,9 @@ template <typename Response>
 template <typename Response>
 ResponseFraming FinishResponse(TracedRequest& traced, std::optional<Response>& response,
                                const std::exception_ptr& error, unsigned version, bool keep_alive,
-                               bool add_header = true) {
+                               bool flat_write = false) {
   if (error) AnswerHandlerError(traced, response, error, version, keep_alive);
-  return FinishBeast(traced, *response, ContentLength(*response), add_header);
+  return FinishBeast(traced, *response, ContentLength(*response), flat_write);
 }
 
 // Runs the handler as its own flow: a coroutine spawned on a traced executor over the calling
@@ -498,25 +501,22 @@ boost::asio::awaitable<void> ServeTraced(
       }
       if (connections->stopping()) keep_alive = false;  // the last response of a stopping server
       const internal::ResponseFraming framing = internal::FinishResponse(
-          traced, response, handler_error, version, keep_alive, !internal::kWritesFlat<Response>);
+          traced, response, handler_error, version, keep_alive, internal::kWritesFlat<Response>);
       if (!keep_alive || !framing.content_length) {
         internal::CompleteFraming(*response, keep_alive, framing);
       }
       stream.expires_after(idle_timeout);
       if constexpr (internal::kWritesFlat<Response>) {
-        if (!framing.transfer_encoding || !response->chunked()) {
-          co_await internal::AsyncWriteFlat(stream, *response,
-                                            framing.trace_header ? "" : traced.response_header(),
-                                            head, scratch, io_token());
-          if (!response->keep_alive()) break;
-          continue;
-        }
-        // Chunked: Beast frames the body, and the header goes into the fields.
-        if (!framing.trace_header && !traced.response_header().empty()) {
-          response->insert(http::field::unknown, "X-Amzn-Trace-Id", traced.response_header());
+        if (framing.write_flat) {
+          co_await internal::AsyncWriteFlat(
+              stream, *response,
+              framing.trace_header_to_write ? traced.response_header() : std::string_view(), head,
+              scratch, io_token());
         }
       }
-      if (head) {
+      if (framing.write_flat) {
+        // Written above.
+      } else if (head) {
         // The GET's header without its content (RFC 9110 9.3.2): a body after a HEAD's header
         // would be read by the client as the start of the next response.
         http::serializer<false, typename Response::body_type, typename Response::fields_type>

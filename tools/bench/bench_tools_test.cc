@@ -187,6 +187,14 @@ int LeftOutRounds(const std::string& err) {
   return 0;
 }
 
+// The versus test below relies on this reading of http_load's message (only a stalled machine
+// makes http_load say it, so the test that reads it cannot be made to).
+TEST(BenchToolsTest, LeftOutRoundsAreReadFromHttpLoadsMessage) {
+  EXPECT_EQ(LeftOutRounds(""), 0);
+  EXPECT_EQ(LeftOutRounds("http_load: 2 round(s) left out: a server answered nothing\n"), 2);
+  EXPECT_EQ(LeftOutRounds("other\nhttp_load: 13 round(s) left out: a server answered nothing"), 13);
+}
+
 // What run_http_bench.sh relies on: http_load --versus loads two servers in turn, slice by
 // slice, closed loop and open, over connections kept open throughout: each slice ends with no
 // request in flight (else the next slice's first request would follow another on the same
