@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -16,9 +17,11 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <numeric>
 #include <optional>
 #include <system_error>
 #include <tuple>
@@ -55,6 +58,40 @@ constexpr int kReleasesPerPush = 2;
 // position costs a cache miss while the sender is busy) and updates whether the sender is behind.
 constexpr uint64_t kBacklogCheckInterval = 64;
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103  // Linux 4.18; older C libraries do not name it
+#endif
+// Datagrams in one segmented message: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.10).
+constexpr size_t kMaxSegmentsPerSend = 64;
+// IPv4 and UDP headers: a segment and its headers must fit the path's MTU.
+constexpr size_t kHeaderBytes = 28;
+// After this many segmented messages refused in a row, the sender stops segmenting.
+constexpr int kRefusalsBeforeGivingUp = 3;
+// Spaces a document may get so that its message's datagrams are one size (see PaddingAllowance).
+constexpr size_t kMaxPaddingBytes = 512;
+constexpr std::array<char, kMaxPaddingBytes> kSpaces = [] {
+  std::array<char, kMaxPaddingBytes> spaces{};
+  for (char& space : spaces) space = ' ';
+  return spaces;
+}();
+
+// How much longer than `bytes` a datagram may be made to join a segmented message: 1/16 of it,
+// between 64 and kMaxPaddingBytes bytes.
+size_t PaddingAllowance(size_t bytes) {
+  return std::clamp<size_t>(bytes / 16, 64, kMaxPaddingBytes);
+}
+
+// Errors with which the kernel refuses a segmented message that it would send as datagrams.
+bool IsSegmentationRefusal(int error) {
+  return error == EINVAL || error == EMSGSIZE || error == EIO || error == EOPNOTSUPP ||
+         error == ENOPROTOOPT;
+}
+
+// Refusals that say the socket cannot segment at all (not this message, or this path).
+bool IsSegmentationUnsupported(int error) {
+  return error == EIO || error == EOPNOTSUPP || error == ENOPROTOOPT;
+}
+
 // The first wait before looking a daemon's name up again (doubling up to resolve_interval), and
 // how long one lookup may take before it counts as failed (it goes on, and the next call waits
 // for it rather than start another).
@@ -75,7 +112,12 @@ std::string AddressText(const sockaddr_in& address) {
 
 class DatagramSender::State {
  public:
-  using Item = std::variant<std::string, core::DocumentRef>;
+  // A datagram a producer serialized from a document (see PushSerialized): unlike a datagram
+  // queued ready, it may be padded (see udp_segmentation).
+  struct SerializedDatagram {
+    std::string bytes;
+  };
+  using Item = std::variant<std::string, core::DocumentRef, SerializedDatagram>;
 
   // `named`: the daemon's host name, which the sender thread looks up (`fd` is not connected);
   // `cancel_fd` (an eventfd, owned from here; -1 with no name) ends a lookup at Stop().
@@ -87,6 +129,7 @@ class DatagramSender::State {
         resolver_(options.resolve != nullptr ? options.resolve : &getaddrinfo, AF_INET, SOCK_DGRAM),
         resolve_interval_(absl::ToChronoNanoseconds(options.resolve_interval)),
         priority_(options.priority),
+        udp_segmentation_(options.udp_segmentation),
         batch_delay_(absl::ToChronoNanoseconds(options.batch_delay)),
         idle_delay_(absl::ToChronoNanoseconds(options.idle_delay)),
         sleep_after_(absl::ToChronoNanoseconds(options.sleep_after)),
@@ -205,8 +248,8 @@ class DatagramSender::State {
       if (stopping_) return;
     }
     std::vector<std::string> datagrams;
-    std::vector<size_t> raw_datagrams;  // indices in `datagrams` of producers' strings
-    std::vector<std::string> spare;     // sent datagrams of ours, their memory reused
+    std::vector<Origin> origins;     // of each of `datagrams`
+    std::vector<std::string> spare;  // sent datagrams of ours, their memory reused
     core::SerializationStats serialization;
     Item item;
     // Whether the queue stayed empty through a linger since the last item, and since when; at
@@ -219,12 +262,16 @@ class DatagramSender::State {
       while (datagrams.size() < kBatch && queue_.TryPop(item)) {
         ++taken;
         if (std::string* raw = std::get_if<std::string>(&item)) {
-          raw_datagrams.push_back(datagrams.size());
+          origins.push_back(Origin::kProducersDatagram);
           datagrams.push_back(std::move(*raw));
+        } else if (auto* serialized = std::get_if<SerializedDatagram>(&item)) {
+          origins.push_back(Origin::kProducersDocument);
+          datagrams.push_back(std::move(serialized->bytes));
         } else {
           core::DocumentRef& document = std::get<core::DocumentRef>(item);
           core::SerializeDatagrams(document, core::kMaxDatagramBytes, datagrams, serialization,
                                    &spare);
+          origins.resize(datagrams.size(), Origin::kSerializedHere);
           Retire(Item(std::move(document)));
         }
       }
@@ -255,21 +302,19 @@ class DatagramSender::State {
       }
       lingered = false;
       Stats counts;
-      SendBatch(datagrams, counts);
+      SendBatch(datagrams, origins, counts);
       // Producers' strings go back to producers (see Retire); ours are refilled next time.
       size_t spare_bytes = 0;
       for (const std::string& kept : spare) spare_bytes += kept.capacity();
-      auto raw = raw_datagrams.begin();
       for (size_t i = 0; i < datagrams.size(); ++i) {
-        if (raw != raw_datagrams.end() && *raw == i) {
+        if (origins[i] != Origin::kSerializedHere) {
           Retire(Item(std::move(datagrams[i])));
-          ++raw;
         } else if (spare.size() < kBatch && spare_bytes + datagrams[i].capacity() <= kSpareBytes) {
           spare_bytes += datagrams[i].capacity();
           spare.push_back(std::move(datagrams[i]));
         }
       }
-      raw_datagrams.clear();
+      origins.clear();
       datagrams.clear();
       std::lock_guard lock(mu_);
       done_ += taken;
@@ -281,6 +326,10 @@ class DatagramSender::State {
       stats_.message_too_long += counts.message_too_long;
       stats_.would_block += counts.would_block;
       stats_.other_errors += counts.other_errors;
+      stats_.segmented_sends += counts.segmented_sends;
+      stats_.segmented_datagrams += counts.segmented_datagrams;
+      stats_.padding_bytes += counts.padding_bytes;
+      stats_.segmentation_refused += counts.segmentation_refused;
       stats_.serialization = serialization;
       handled_.notify_all();
       if (stopping_) return;
@@ -347,7 +396,7 @@ class DatagramSender::State {
     caller_dropped_.fetch_add(counts.dropped_documents, std::memory_order_relaxed);
     bool all_queued = true;
     for (std::string& datagram : datagrams) {
-      all_queued = PushItem(Item(std::move(datagram))) && all_queued;
+      all_queued = PushItem(Item(SerializedDatagram{std::move(datagram)})) && all_queued;
     }
     datagrams.clear();
     reused = std::move(datagrams);
@@ -411,6 +460,7 @@ class DatagramSender::State {
     connected_ = true;
     lookup_failing_ = false;
     address_ = address;
+    segment_limit_known_ = false;  // another path, perhaps another MTU
     return true;
   }
 
@@ -497,52 +547,193 @@ class DatagramSender::State {
     wake_.notify_one();
   }
 
+  // Where a datagram came from: what may be done to it, and who lets go of it.
+  enum class Origin : uint8_t {
+    kSerializedHere,     // ours: may be padded, and its memory is reused for the next ones
+    kProducersDocument,  // serialized by a producer: may be padded, goes back to producers
+    kProducersDatagram,  // queued ready: sent as given, goes back to producers
+  };
+
+  // One message of a sendmmsg call: the datagrams order[first .. first + count), each padded to
+  // segment_bytes when there are several (a message the kernel cuts into datagrams).
+  struct SendUnit {
+    size_t first;
+    size_t count;
+    size_t segment_bytes;
+  };
+
+  // The largest datagram a segmented message may hold on the socket's path, 0 when it cannot
+  // be segmented (off, refused, or not a UDP socket: IP_MTU fails on a socketpair).
+  size_t SegmentLimit() {
+    if (!udp_segmentation_ || segmentation_off_) return 0;
+    if (!segment_limit_known_) {
+      int mtu = 0;
+      socklen_t length = sizeof(mtu);
+      segment_limit_ = 0;
+      if (getsockopt(fd_, IPPROTO_IP, IP_MTU, &mtu, &length) == 0 &&
+          static_cast<size_t>(mtu) > kHeaderBytes) {
+        segment_limit_ = std::min(static_cast<size_t>(mtu) - kHeaderBytes, core::kMaxDatagramBytes);
+      }
+      segment_limit_known_ = true;
+    }
+    return segment_limit_;
+  }
+
+  // Groups `datagrams` into messages: runs of datagrams of about one size (see
+  // PaddingAllowance), in order of size, each run one segmented message; the rest one message
+  // each, in the order queued.
+  void PlanSends(const std::vector<std::string>& datagrams, const std::vector<Origin>& origins,
+                 std::vector<size_t>& order, std::vector<SendUnit>& units) {
+    order.resize(datagrams.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    units.clear();
+    const size_t limit = datagrams.size() >= 2 ? SegmentLimit() : 0;
+    if (limit == 0) {
+      for (size_t i = 0; i < order.size(); ++i) units.push_back({i, 1, datagrams[i].size()});
+      return;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return datagrams[a].size() < datagrams[b].size(); });
+    const auto bytes = [&](size_t at) { return datagrams[order[at]].size(); };
+    for (size_t first = 0; first < order.size();) {
+      size_t end = first + 1;
+      if (bytes(first) <= limit) {
+        // A datagram queued ready cannot be padded: once one is in, the run takes only more of
+        // its size.
+        std::optional<size_t> fixed;
+        if (origins[order[first]] == Origin::kProducersDatagram) fixed = bytes(first);
+        const size_t most = bytes(first) + PaddingAllowance(bytes(first));
+        while (end < order.size() && end - first < kMaxSegmentsPerSend) {
+          const size_t next = bytes(end);
+          if (next > limit || next > most || (end - first + 1) * next > core::kMaxDatagramBytes ||
+              (fixed && next != *fixed)) {
+            break;
+          }
+          if (origins[order[end]] == Origin::kProducersDatagram) fixed = next;
+          ++end;
+        }
+      }
+      units.push_back({first, end - first, bytes(end - 1)});
+      first = end;
+    }
+  }
+
+  // A segmented message refused with `error`: its datagrams go one by one; the sender stops
+  // segmenting for good after kRefusalsBeforeGivingUp in a row, or at once when the socket
+  // cannot segment. A refusal may also mean a smaller MTU: it is read again.
+  void SegmentationRefused(int error) {
+    segment_limit_known_ = false;
+    if (!IsSegmentationUnsupported(error) && ++refusals_in_a_row_ < kRefusalsBeforeGivingUp) {
+      return;
+    }
+    segmentation_off_ = true;
+    core::Log(core::LogLevel::kWarning,
+              absl::StrCat("the emitter sends each datagram as a message of its own from now on: "
+                           "the kernel refuses UDP segmentation (",
+                           ErrnoText(error), ")"));
+  }
+
   // Sends `datagrams`, counting into the send fields of `counts`. A datagram the socket refuses
   // is counted and skipped; the rest still go.
-  void SendBatch(std::vector<std::string>& datagrams, Stats& counts) const {
+  void SendBatch(const std::vector<std::string>& datagrams, const std::vector<Origin>& origins,
+                 Stats& counts) {
+    PlanSends(datagrams, origins, order_, units_);
+    // A segmented message takes two vectors a datagram (its bytes, its padding).
     std::array<mmsghdr, kBatch> messages;
-    std::array<iovec, kBatch> vectors;
-    size_t next = 0;
-    bool waited_for_room = false;  // for datagrams[next]
+    std::array<iovec, 2 * kMaxSegmentsPerSend + kBatch> vectors;
+    union Control {
+      char bytes[CMSG_SPACE(sizeof(uint16_t))];
+      cmsghdr aligned;
+    };
+    std::array<Control, kBatch> controls;
+    size_t next = 0;               // in units_
+    bool waited_for_room = false;  // for units_[next]
     // Set at the first full socket buffer: when this batch's waiting for room ends.
     std::optional<std::chrono::steady_clock::time_point> stop_waiting;
-    while (next < datagrams.size()) {
-      const size_t count = std::min(datagrams.size() - next, kBatch);
-      for (size_t i = 0; i < count; ++i) {
-        vectors[i] = {datagrams[next + i].data(), datagrams[next + i].size()};
-        messages[i] = {};
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
+    while (next < units_.size()) {
+      size_t count = 0;
+      size_t vectors_used = 0;
+      while (next + count < units_.size() && count < kBatch) {
+        const SendUnit& unit = units_[next + count];
+        const size_t needed = unit.count > 1 ? 2 * unit.count : 1;
+        if (vectors_used + needed > vectors.size()) break;
+        mmsghdr& message = messages[count];
+        message = {};
+        message.msg_hdr.msg_iov = &vectors[vectors_used];
+        for (size_t i = 0; i < unit.count; ++i) {
+          const std::string& datagram = datagrams[order_[unit.first + i]];
+          vectors[vectors_used++] = {const_cast<char*>(datagram.data()), datagram.size()};
+          if (const size_t padding = unit.segment_bytes - datagram.size(); padding > 0) {
+            vectors[vectors_used++] = {const_cast<char*>(kSpaces.data()), padding};
+          }
+        }
+        message.msg_hdr.msg_iovlen =
+            static_cast<size_t>(&vectors[vectors_used] - message.msg_hdr.msg_iov);
+        if (unit.count > 1) {
+          message.msg_hdr.msg_control = controls[count].bytes;
+          message.msg_hdr.msg_controllen = sizeof(controls[count].bytes);
+          cmsghdr* header = CMSG_FIRSTHDR(&message.msg_hdr);
+          header->cmsg_level = IPPROTO_UDP;
+          header->cmsg_type = UDP_SEGMENT;
+          header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+          const auto segment_bytes = static_cast<uint16_t>(unit.segment_bytes);
+          std::memcpy(CMSG_DATA(header), &segment_bytes, sizeof(segment_bytes));
+        }
+        ++count;
       }
       const int sent = sendmmsg(fd_, messages.data(), static_cast<unsigned>(count), 0);
       ++counts.send_calls;
       if (sent > 0) {
-        for (int i = 0; i < sent; ++i) counts.bytes_sent += messages[i].msg_len;
-        counts.sent += static_cast<uint64_t>(sent);
+        for (int i = 0; i < sent; ++i) {
+          const SendUnit& unit = units_[next + static_cast<size_t>(i)];
+          counts.bytes_sent += messages[i].msg_len;
+          counts.sent += unit.count;
+          if (unit.count > 1) {
+            ++counts.segmented_sends;
+            counts.segmented_datagrams += unit.count;
+            for (size_t j = 0; j < unit.count; ++j) {
+              counts.padding_bytes += unit.segment_bytes - datagrams[order_[unit.first + j]].size();
+            }
+            refusals_in_a_row_ = 0;
+          }
+        }
         next += static_cast<size_t>(sent);
         waited_for_room = false;
         continue;
       }
-      // sendmmsg reports the error of the first datagram it could not send: datagrams[next].
+      // sendmmsg reports the error of the first message it could not send: units_[next].
       const int error = errno;
       if (error == EINTR) continue;
       if (error == EAGAIN && !waited_for_room && WaitForRoom(stop_waiting)) {
         waited_for_room = true;
         continue;
       }
-      ++counts.send_errors;
+      const SendUnit failed = units_[next];
+      if (failed.count > 1 && IsSegmentationRefusal(error)) {
+        // Its datagrams, one message each, take its place (and are counted as they fare).
+        ++counts.segmentation_refused;
+        SegmentationRefused(error);
+        units_.erase(units_.begin() + static_cast<std::ptrdiff_t>(next));
+        for (size_t i = failed.count; i-- > 0;) {
+          const size_t at = failed.first + i;
+          units_.insert(units_.begin() + static_cast<std::ptrdiff_t>(next),
+                        SendUnit{at, 1, datagrams[order_[at]].size()});
+        }
+        continue;
+      }
+      counts.send_errors += failed.count;
       switch (error) {
         case ECONNREFUSED:
-          ++counts.connection_refused;
+          counts.connection_refused += failed.count;
           break;
         case EMSGSIZE:
-          ++counts.message_too_long;
+          counts.message_too_long += failed.count;
           break;
         case EAGAIN:
-          ++counts.would_block;
+          counts.would_block += failed.count;
           break;
         default:
-          ++counts.other_errors;
+          counts.other_errors += failed.count;
       }
       ++next;
       waited_for_room = false;
@@ -569,6 +760,15 @@ class DatagramSender::State {
   internal::NameResolver resolver_;
   const std::chrono::nanoseconds resolve_interval_;
   const Options::Priority priority_;
+  // The sender thread's own: whether to segment (see udp_segmentation), how far, and how the
+  // kernel took it.
+  const bool udp_segmentation_;
+  bool segmentation_off_ = false;  // refused for good
+  bool segment_limit_known_ = false;
+  size_t segment_limit_ = 0;  // see SegmentLimit()
+  int refusals_in_a_row_ = 0;
+  std::vector<size_t> order_;  // SendBatch's, kept for their memory
+  std::vector<SendUnit> units_;
   // The sender thread's own, with a name: whether fd_ is connected, to what, when to look again,
   // and whether the last lookup failed.
   bool connected_ = false;

@@ -54,6 +54,17 @@ struct DatagramSenderOptions {
   // refuses the policy, the thread stays as it was (logged).
   enum class Priority { kNormal, kIdle };
   Priority priority = Priority::kNormal;
+  // Sends runs of datagrams of about one size as one message that the kernel cuts into
+  // datagrams (Linux UDP segmentation offload, UDP_SEGMENT): a third of the CPU time per datagram
+  // of one message each, on the sending side and in the loopback delivery to a daemon on the
+  // same host (docs/PERFORMANCE.md). Each datagram still arrives on its own, as the daemon
+  // protocol requires. To make a run's datagrams one size, documents serialized here get
+  // trailing spaces (JSON whitespace, which the daemon passes on and X-Ray's parser skips): at
+  // most 1/16 of a document, 64 bytes at least, 512 at most. Datagrams queued ready
+  // (Enqueue(std::string)) are never padded. Off, on a socket that is not UDP, for a datagram
+  // beyond the path's MTU, or once the kernel refuses it (counted: segmentation_refused), each
+  // datagram is a message of its own.
+  bool udp_segmentation = true;
   // A daemon given by host name (a container's, a service's) is looked up on the sender thread,
   // never on the caller's, and again this often: a daemon that restarts may come back at another
   // address. Until the name first resolves, items wait in the queue (once it is full, more are
@@ -74,7 +85,8 @@ struct DatagramSenderOptions {
 // and makes no system call: items go into a
 // bounded lock-free queue drained by the one sender thread, which serializes documents (so the
 // thread that ended a segment does not, unless the sender falls behind: see
-// caller_serializes_above) and sends in batches with sendmmsg. Nothing here is fatal: a full
+// caller_serializes_above) and sends in batches with sendmmsg, runs of documents of about one
+// size as one message each (see udp_segmentation). Nothing here is fatal: a full
 // queue and every send error are counted, and the item is dropped.
 // Sent items are let go of (freed) by the threads that enqueue, a couple per call, or by the
 // sender thread once idle: memory goes back where it was allocated, without malloc's
@@ -92,8 +104,16 @@ class DatagramSender {
     uint64_t dropped_queue_full = 0;  // items refused because the queue was full
     uint64_t dropped_closed = 0;      // items refused or left unsent by Close()
     uint64_t sent = 0;                // datagrams the socket accepted
-    uint64_t bytes_sent = 0;
+    uint64_t bytes_sent = 0;          // of the datagrams sent, their padding included
     uint64_t send_calls = 0;          // sendmmsg calls: sent / send_calls is the batch size
+    // Messages the kernel cut into datagrams (udp_segmentation), the datagrams they held, and
+    // the spaces added to documents to make a message's datagrams one size.
+    uint64_t segmented_sends = 0;
+    uint64_t segmented_datagrams = 0;
+    uint64_t padding_bytes = 0;
+    // Segmented messages the kernel refused: their datagrams went one by one. After three in a
+    // row, or one that says the socket cannot segment at all, the sender stops trying (logged).
+    uint64_t segmentation_refused = 0;
     uint64_t send_errors = 0;         // datagrams dropped by a send error, all kinds below
     uint64_t connection_refused = 0;  // ECONNREFUSED: nothing listens at the address
     uint64_t message_too_long = 0;    // EMSGSIZE

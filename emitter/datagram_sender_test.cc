@@ -50,6 +50,22 @@ DatagramSender::Options Paused(size_t queue_capacity = 8192) {
   return options;
 }
 
+// A datagram without the spaces that made it as long as the others sent with it (see
+// DatagramSenderOptions::udp_segmentation).
+std::string WithoutPadding(std::string datagram) {
+  datagram.erase(datagram.find_last_not_of(' ') + 1);
+  return datagram;
+}
+
+std::shared_ptr<core::Segment> NewEndedSegment(std::string name) {
+  core::SegmentOptions options;
+  options.name = std::move(name);
+  auto segment =
+      core::Segment::Create(std::move(options), std::make_shared<core::SegmentSettings>(), nullptr);
+  segment->End();
+  return segment;
+}
+
 std::shared_ptr<core::Segment> NewSegment(std::shared_ptr<core::SegmentSink> sink) {
   auto settings = std::make_shared<core::SegmentSettings>();
   settings->sink = std::move(sink);
@@ -672,7 +688,9 @@ TEST(DatagramSenderTest, EnqueueingThreadsSerializeWhenTheSenderIsBehind) {
   const std::vector<std::string> received = receiver.Receive(kDocuments);
   ASSERT_EQ(received.size(), size_t{kDocuments});
   for (int i = 0; i < kDocuments; ++i) {
-    EXPECT_EQ(received[i], core::kDaemonHeader + core::SerializeDocument({segments[i]})) << i;
+    EXPECT_EQ(WithoutPadding(received[i]),
+              core::kDaemonHeader + core::SerializeDocument({segments[i]}))
+        << i;
   }
   stats = sender->stats();
   EXPECT_EQ(stats.serialization.documents, uint64_t{kDocuments});
@@ -776,6 +794,134 @@ TEST(DatagramSenderTest, SenderThreadMayDropTheLastReferenceToItsOwner) {
   // The sender thread destroys the sink and the sender, then still sends the datagram.
   EXPECT_EQ(destroyed.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_EQ(receiver.Receive(1).size(), 1u);
+}
+
+// Documents of about one size go as one message the kernel cuts into datagrams: each arrives
+// on its own, whole, with at most a few trailing spaces; documents of another size go in a
+// message of their own.
+TEST(DatagramSenderTest, DocumentsOfAboutOneSizeGoAsOneSegmentedMessage) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Paused());
+  ASSERT_NE(sender, nullptr);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 40; ++i) {
+    // Two sizes 150 bytes apart, beyond the padding any of them may get.
+    auto segment = NewEndedSegment(i % 4 == 0 ? std::string(150, 'n') + std::to_string(i)
+                                              : absl::StrCat("s", i));
+    expected.push_back(core::kDaemonHeader + core::SerializeDocument({segment}));
+    ASSERT_TRUE(sender->Enqueue(core::DocumentRef{segment}));
+  }
+  sender->Resume();
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  const std::vector<std::string> received = receiver.Receive(expected.size());
+  ASSERT_EQ(received.size(), expected.size());
+  std::vector<std::string> unpadded;
+  uint64_t bytes = 0, padding = 0;
+  for (const std::string& datagram : received) {
+    unpadded.push_back(WithoutPadding(datagram));
+    bytes += datagram.size();
+    padding += datagram.size() - unpadded.back().size();
+    EXPECT_LE(datagram.size() - unpadded.back().size(), 64u) << datagram;
+  }
+  std::sort(unpadded.begin(), unpadded.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(unpadded, expected);
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.sent, expected.size());
+  EXPECT_EQ(stats.segmented_sends, 2u);  // one message per size
+  EXPECT_EQ(stats.segmented_datagrams, expected.size());
+  EXPECT_GT(stats.padding_bytes, 0u);
+  EXPECT_EQ(stats.padding_bytes, padding);
+  EXPECT_EQ(stats.bytes_sent, bytes);
+  EXPECT_EQ(stats.segmentation_refused, 0u);
+  EXPECT_EQ(stats.send_errors, 0u);
+}
+
+// A datagram queued ready is sent as given: it shares a message only with datagrams of its size.
+TEST(DatagramSenderTest, DatagramsQueuedReadyAreNeverPadded) {
+  UdpReceiver receiver;
+  auto sender = NewSender(receiver.endpoint(), Paused());
+  ASSERT_NE(sender, nullptr);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 30; ++i) {
+    expected.push_back(std::string(100 + i % 3, 'a' + i % 26));
+    ASSERT_TRUE(sender->Enqueue(expected.back()));
+  }
+  sender->Resume();
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  std::vector<std::string> received = receiver.Receive(expected.size());
+  std::sort(received.begin(), received.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(received, expected);
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.segmented_sends, 3u);  // one per size
+  EXPECT_EQ(stats.segmented_datagrams, expected.size());
+  EXPECT_EQ(stats.padding_bytes, 0u);
+}
+
+TEST(DatagramSenderTest, WithSegmentationOffEachDatagramIsAMessageAsSerialized) {
+  UdpReceiver receiver;
+  DatagramSender::Options options = Paused();
+  options.udp_segmentation = false;
+  auto sender = NewSender(receiver.endpoint(), options);
+  ASSERT_NE(sender, nullptr);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 20; ++i) {
+    auto segment = NewEndedSegment(absl::StrCat("s", i));
+    expected.push_back(core::kDaemonHeader + core::SerializeDocument({segment}));
+    ASSERT_TRUE(sender->Enqueue(core::DocumentRef{segment}));
+  }
+  sender->Resume();
+  ASSERT_TRUE(sender->Flush(absl::Now() + absl::Seconds(20)));
+  EXPECT_EQ(receiver.Receive(expected.size()), expected);  // in order, as serialized
+  const DatagramSender::Stats stats = sender->stats();
+  EXPECT_EQ(stats.sent, expected.size());
+  EXPECT_EQ(stats.segmented_sends, 0u);
+  EXPECT_EQ(stats.padding_bytes, 0u);
+}
+
+// The kernel refuses segmentation on a socket that sends without UDP checksums (EINVAL): every
+// datagram still goes, one message each, and after three refusals the sender stops trying.
+TEST(DatagramSenderTest, ASocketThatRefusesSegmentationStillSendsEveryDatagram) {
+  UdpReceiver receiver;
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  const int on = 1;
+  ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &on, sizeof(on)), 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(receiver.endpoint().port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  auto sender = DatagramSender::Adopt(fd);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  uint64_t total = 0;
+  const auto send_round = [&] {
+    std::vector<std::string> expected;
+    for (int i = 0; i < 20; ++i) {
+      auto segment = NewEndedSegment(absl::StrCat("s", i));
+      expected.push_back(core::kDaemonHeader + core::SerializeDocument({segment}));
+      ASSERT_TRUE((*sender)->Enqueue(core::DocumentRef{segment}));
+    }
+    ASSERT_TRUE((*sender)->Flush(absl::Now() + absl::Seconds(20)));
+    std::vector<std::string> received = receiver.Receive(expected.size());
+    for (std::string& datagram : received) datagram = WithoutPadding(std::move(datagram));
+    std::sort(received.begin(), received.end());
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(received, expected);
+    total += expected.size();
+  };
+  // Rounds until the third refusal (each round whose batch held two documents or more had one).
+  for (int round = 0; round < 100 && (*sender)->stats().segmentation_refused < 3; ++round) {
+    send_round();
+  }
+  ASSERT_EQ((*sender)->stats().segmentation_refused, 3u);
+  for (int round = 0; round < 5; ++round) send_round();
+  const DatagramSender::Stats stats = (*sender)->stats();
+  EXPECT_EQ(stats.segmentation_refused, 3u);  // no longer tried
+  EXPECT_EQ(stats.segmented_sends, 0u);
+  EXPECT_EQ(stats.sent, total);
+  EXPECT_EQ(stats.send_errors, 0u);
 }
 
 }  // namespace
