@@ -303,6 +303,9 @@ TEST(BenchToolsTest, HttpToolsRejectBadArguments) {
   ExpectRejected(
       Argv("http_hello", {"--framework", "beast", "--traced", "1", "--sender-priority", "fast"}),
       "bad --sender-priority 'fast'");
+  ExpectRejected(
+      Argv("http_hello", {"--framework", "beast", "--traced", "1", "--batch-delay-ms", "-1"}),
+      "bad --batch-delay-ms '-1'");
   ExpectRejected(Argv("http_load", {"--url", "ftp://127.0.0.1/"}), "usage: http_load");
   ExpectRejected(Argv("http_load", {"--url", "http://127.0.0.1:1/", "--requests", "0"}),
                  "bad --requests '0'");

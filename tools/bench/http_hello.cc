@@ -58,7 +58,7 @@ using xraysink::tools::WaitForStopSignal;
 constexpr char kUsage[] =
     R"(usage: http_hello --framework httplib|beast --traced 0|1 [--port P] [--threads N]
                   [--daemon HOST:PORT] [--sampling all|default|none]
-                  [--sender-priority normal|idle]
+                  [--sender-priority normal|idle] [--batch-delay-ms MS]
 
   --framework F      httplib (thread per connection) or beast (C++20 coroutines)
   --traced 0|1       1: xraysink middleware
@@ -72,6 +72,8 @@ constexpr char kUsage[] =
   --daemon HOST:PORT where traced mode sends segments (default 127.0.0.1:2000)
   --sender-priority  traced mode: how the emitter's thread is scheduled: normal (the default)
                      or idle (SCHED_IDLE; EmitterOptions::sender_priority)
+  --batch-delay-ms   traced mode: EmitterOptions::batch_delay in ms, 0 to 60000 (default: the
+                     library's)
 )";
 constexpr char kHello[] = "Hello, World!";
 constexpr auto kIdleTimeout = xraysink::middleware::kDefaultIdleTimeout;  // as ServeTraced
@@ -86,6 +88,7 @@ struct Options {
   int threads = 0;  // 0: the framework's default above
   std::string daemon;
   bool idle_sender = false;
+  int batch_delay_ms = -1;  // -1: the library's default
 };
 
 absl::Status BadValue(std::string_view flag, std::string_view value, std::string_view expected) {
@@ -118,6 +121,11 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
     } else if (flag == "--sender-priority") {
       if (value != "normal" && value != "idle") return BadValue(flag, value, "normal|idle");
       options.idle_sender = value == "idle";
+    } else if (flag == "--batch-delay-ms") {
+      if (!absl::SimpleAtoi(text, &options.batch_delay_ms) || options.batch_delay_ms < 0 ||
+          options.batch_delay_ms > 60000) {
+        return BadValue(flag, value, "milliseconds from 0 to 60000");
+      }
     } else if (flag == "--port") {
       if (!absl::SimpleAtoi(text, &options.port) || options.port < 0 || options.port > 65535) {
         return BadValue(flag, value, "a port from 0 to 65535");
@@ -321,6 +329,9 @@ int main(int argc, char** argv) {
     if (options->idle_sender) {
       tracing_options.emitter.sender_priority =
           xraysink::emitter::DatagramSenderOptions::Priority::kIdle;
+    }
+    if (options->batch_delay_ms >= 0) {
+      tracing_options.emitter.batch_delay = absl::Milliseconds(options->batch_delay_ms);
     }
     tracing_options.recorder.sampler = std::make_shared<xraysink::core::DefaultSampler>(
         options->sampling_fixed_target, options->sampling_rate);
