@@ -63,7 +63,8 @@ struct DatagramSenderOptions {
   // most 1/16 of a document, 64 bytes at least, 512 at most. Datagrams queued ready
   // (Enqueue(std::string)) are never padded. Off, on a socket that is not UDP, for a datagram
   // beyond the path's MTU, or once the kernel refuses it (counted: segmentation_refused), each
-  // datagram is a message of its own.
+  // datagram is a message of its own. On, a batch's datagrams may leave in another order than
+  // they were queued (grouped by size): UDP keeps no order, and the daemon needs none.
   bool udp_segmentation = true;
   // A daemon given by host name (a container's, a service's) is looked up on the sender thread,
   // never on the caller's, and again this often: a daemon that restarts may come back at another

@@ -72,7 +72,11 @@ class FakeDaemon {
 
   // Trace ids in order of first arrival.
   std::vector<std::string> trace_ids() const;
-  // The trace as assembled so far, or nullopt for an unknown id.
+  // The trace as assembled so far, or nullopt for an unknown id. To wait for a trace of several
+  // segments (two services, a background task), wait for the entities the test expects, not
+  // for Trace::complete() alone: a segment whose parent segment has not arrived yet is a root
+  // (its parent may be another service's), and datagrams arrive in no set order (the emitter
+  // groups a batch's datagrams by size; services send independently).
   std::optional<tools::Trace> trace(std::string_view trace_id) const;
   // The first trace (in arrival order) with an entity of this name, or nullopt.
   std::optional<tools::Trace> TraceWithEntity(std::string_view name) const;
