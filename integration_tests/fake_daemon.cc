@@ -303,6 +303,19 @@ std::optional<tools::Trace> FakeDaemon::trace(std::string_view trace_id) const {
   return assembler_.Get(trace_id);
 }
 
+bool FakeDaemon::WaitForTrace(std::string_view trace_id,
+                              std::initializer_list<std::string_view> names,
+                              absl::Duration timeout) {
+  return WaitUntil(timeout, [&] {
+    const std::optional<tools::Trace> trace = assembler_.Get(trace_id);
+    if (!trace || !trace->complete()) return false;
+    for (std::string_view name : names) {
+      if (trace->FindByName(name) == nullptr) return false;
+    }
+    return true;
+  });
+}
+
 std::optional<tools::Trace> FakeDaemon::TraceWithEntity(std::string_view name) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& id : assembler_.TraceIds()) {

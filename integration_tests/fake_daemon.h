@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -72,12 +73,16 @@ class FakeDaemon {
 
   // Trace ids in order of first arrival.
   std::vector<std::string> trace_ids() const;
-  // The trace as assembled so far, or nullopt for an unknown id. To wait for a trace of several
-  // segments (two services, a background task), wait for the entities the test expects, not
-  // for Trace::complete() alone: a segment whose parent segment has not arrived yet is a root
-  // (its parent may be another service's), and datagrams arrive in no set order (the emitter
-  // groups a batch's datagrams by size; services send independently).
+  // The trace as assembled so far, or nullopt for an unknown id. For a trace of several
+  // segments (two services, a background task), Trace::complete() alone does not say that all
+  // have come: a segment whose parent segment has not arrived yet is a root (its parent may be
+  // another service's), and datagrams arrive in no set order (services send independently, and
+  // the emitter groups a batch's datagrams by size). Wait with WaitForTrace instead.
   std::optional<tools::Trace> trace(std::string_view trace_id) const;
+  // Waits until trace `trace_id` is complete and holds an entity of each of `names`; false if
+  // `timeout` passed first.
+  bool WaitForTrace(std::string_view trace_id, std::initializer_list<std::string_view> names,
+                    absl::Duration timeout);
   // The first trace (in arrival order) with an entity of this name, or nullopt.
   std::optional<tools::Trace> TraceWithEntity(std::string_view name) const;
 

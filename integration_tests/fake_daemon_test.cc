@@ -50,6 +50,28 @@ std::unique_ptr<FakeDaemon> StartDaemon() {
   return daemon.ok() ? *std::move(daemon) : nullptr;
 }
 
+// A segment whose parent segment has not come is a root, so its trace looks complete:
+// WaitForTrace waits for the entities named as well.
+TEST(FakeDaemonTest, WaitForTraceWaitsForEveryEntityNamed) {
+  const std::unique_ptr<FakeDaemon> daemon = StartDaemon();
+  ASSERT_NE(daemon, nullptr);
+  ASSERT_EQ(Send(daemon->port(),
+                 Segment("5e00000000000002", "task", R"(,"parent_id":"5e00000000000001")")),
+            0);
+  ASSERT_TRUE(daemon->WaitFor(1, kTimeout));
+  ASSERT_TRUE(daemon->trace(kTraceId)->complete());
+  EXPECT_TRUE(daemon->WaitForTrace(kTraceId, {"task"}, absl::ZeroDuration()));
+  EXPECT_FALSE(daemon->WaitForTrace(kTraceId, {"api", "task"}, absl::ZeroDuration()));
+  EXPECT_FALSE(
+      daemon->WaitForTrace("1-5759e988-000000000000000000000000", {}, absl::ZeroDuration()));
+
+  ASSERT_EQ(Send(daemon->port(), Segment("5e00000000000001", "api")), 0);
+  ASSERT_TRUE(daemon->WaitForTrace(kTraceId, {"api", "task"}, kTimeout));
+  const std::optional<tools::Trace> trace = daemon->trace(kTraceId);
+  ASSERT_EQ(trace->roots().size(), 1u);
+  EXPECT_EQ(trace->ParentOf("5e00000000000002")->entity->name, "api");
+}
+
 TEST(FakeDaemonTest, ListensOnAFreeLoopbackPort) {
   const std::unique_ptr<FakeDaemon> daemon = StartDaemon();
   ASSERT_NE(daemon, nullptr);

@@ -16,7 +16,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <initializer_list>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -414,24 +413,12 @@ TEST_P(DemoTest, ChainedDemosMakeOneTraceAndWorkStartsATask) {
   ASSERT_FALSE(downstream_id.empty());
   ASSERT_FALSE(work_id.empty());
 
-  // Complete, and holding every entity asserted on below. Complete alone is not enough: a
-  // segment whose parent has not arrived yet is a root (its parent may be another service's),
-  // and the emitter may send a batch's datagrams in any order (it groups them by size), so the
-  // back service's segment or the task's may come before the front service's.
-  const auto has = [&](const std::string& id, std::initializer_list<std::string_view> names) {
-    const std::optional<Trace> trace = daemon.trace(id);
-    if (!trace || !trace->complete()) return false;
-    for (std::string_view name : names) {
-      if (trace->FindByName(name) == nullptr) return false;
-    }
-    return true;
-  };
-  ASSERT_TRUE(AwaitReceived(daemon, absl::Now() + kStepTimeout,
-                            [&] {
-                              return has(downstream_id, {kName, "127.0.0.1", "demo-back"}) &&
-                                     has(work_id, {kName, "compute", "send-report", "render-report",
-                                                   "upload-report"});
-                            }))
+  // Every entity asserted on below has come (see FakeDaemon::trace: the back service's segment
+  // or the task's may come before the front service's).
+  ASSERT_TRUE(daemon.WaitForTrace(downstream_id, {kName, "127.0.0.1", "demo-back"}, kStepTimeout) &&
+              daemon.WaitForTrace(
+                  work_id, {kName, "compute", "send-report", "render-report", "upload-report"},
+                  kStepTimeout))
       << "front: " << front.err() << "\nback: " << back.err();
 
   const Trace chained = *daemon.trace(downstream_id);
